@@ -1,0 +1,3 @@
+"""recsys: graph-based multimodal recommendation — data, sparse graphs, models, training,
+full-ranking evaluation, top-K export and Optuna tuning."""
+__version__ = "0.1.0"

@@ -1,0 +1,6 @@
+"""Models: a registry of ``Recommender`` classes, one file each."""
+from recsys.models.base import Recommender
+from recsys.models.registry import available_models, get_model_class, register
+from recsys.models import bpr, lightgcn  # noqa: F401  (registration)
+
+__all__ = ["Recommender", "available_models", "get_model_class", "register"]

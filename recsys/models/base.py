@@ -1,0 +1,49 @@
+"""Base interface of every user-item recommender.
+
+A model is built from ``(dataset, config, graphs)`` where ``graphs`` is a
+:class:`recsys.graphs.GraphStore` that builds and caches the sparse graphs the model asks
+for. Its training objective is :meth:`Recommender.loss` on a batch of (user, positive item,
+negative item) triples, returning named loss terms with the total under ``"loss"``. For
+ranking, :meth:`Recommender.embeddings` returns final user and item representations and
+``score(u, i) = <z_u, z_i>``; models with another scoring rule override :meth:`scores`.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class Recommender(nn.Module):
+    """A user-item model trained on (user, positive, negative) triples."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, dataset, config: dict[str, Any], graphs) -> None:
+        super().__init__()
+        self.n_users = dataset.n_users
+        self.n_items = dataset.n_items
+        self.config = dict(config)
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        """The model's hyper-parameters and their defaults (the valid keys of ``model:``)."""
+        return {}
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final (n_users × d, n_items × d) representations used for ranking."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Scores of ``users`` against every item (len(users) × n_items)."""
+        user_emb, item_emb = cache if cache is not None else self.embeddings()
+        return user_emb[users] @ item_emb.T
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
