@@ -19,6 +19,7 @@ class Recommender(nn.Module):
     """A user-item model trained on (user, positive, negative) triples."""
 
     name: ClassVar[str] = ""
+    task: ClassVar[str] = "interaction"
 
     def __init__(self, dataset, config: dict[str, Any], graphs) -> None:
         super().__init__()

@@ -1,0 +1,49 @@
+"""LightGCN: simplified graph convolution for recommendation.
+
+He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020. With Â the symmetric-normalised user-item adjacency
+(graphs.md §1) and E⁰ the ID embeddings, E^(l+1) = Â E^(l) and the representation is
+E = mean(E⁰..E^L). Loss: BPR on E plus λ Σ‖E⁰‖² / (2B) on the batch's ego embeddings.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recsys.losses import bpr_loss, l2_reg
+from recsys.models.base import Recommender
+from recsys.models.registry import register
+from recsys.nn import propagate
+
+
+@register
+class LightGCN(Recommender):
+    name = "lightgcn"
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"embedding_size": 64, "n_layers": 3, "reg_weight": 1e-4}
+
+    def __init__(self, dataset, config, graphs) -> None:
+        super().__init__(dataset, config, graphs)
+        dim = int(self.config["embedding_size"])
+        self.n_layers = int(self.config["n_layers"])
+        self.embedding = nn.Parameter(torch.empty(self.n_users + self.n_items, dim))
+        nn.init.xavier_uniform_(self.embedding)
+        self.register_buffer("adjacency", graphs.user_item(), persistent=False)
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        out = propagate(self.adjacency, self.embedding, self.n_layers, symmetric=True)
+        return out[: self.n_users], out[self.n_users:]
+
+    def loss(self, users, pos, neg):
+        user_out, item_out = self.propagate()
+        u, p, n = user_out[users], item_out[pos], item_out[neg]
+        bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
+        ego_items = self.embedding[self.n_users:]
+        reg = self.config["reg_weight"] * l2_reg(self.embedding[users], ego_items[pos], ego_items[neg])
+        return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
+
+    @torch.no_grad()
+    def embeddings(self):
+        return self.propagate()

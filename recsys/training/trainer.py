@@ -1,0 +1,139 @@
+"""Model-agnostic training loop with early stopping, checkpoints and a NaN guard.
+
+Each epoch runs ``model.loss(*batch)`` over ``task.batches(epoch)``; every ``eval_every``
+epochs the task evaluates the valid split. Training stops when the monitored valid metric
+(default Recall@20) has not improved for ``patience`` evaluations or after ``epochs``.
+The best state is kept in ``best.pt``; ``last.pt`` (model, optimiser, RNG and early-stopping
+state) is written atomically after every epoch so a killed run resumes exactly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from recsys import io
+
+log = logging.getLogger("recsys.train")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term or gradient became NaN/inf."""
+
+
+def make_optimizer(params, train_config: dict) -> torch.optim.Optimizer:
+    name = str(train_config["optimizer"]).lower()
+    kwargs = {"lr": float(train_config["lr"]), "weight_decay": float(train_config["weight_decay"])}
+    if name == "adam":
+        return torch.optim.Adam(params, **kwargs)
+    if name == "adamw":
+        return torch.optim.AdamW(params, **kwargs)
+    raise ValueError(f"train.optimizer must be 'adam' or 'adamw', got '{name}'")
+
+
+class Trainer:
+    def __init__(self, model, task, train_config: dict, run_dir: str | Path) -> None:
+        self.model = model
+        self.task = task
+        self.cfg = train_config
+        self.run_dir = Path(run_dir)
+        self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_config)
+        self.monitor = str(train_config["monitor"])
+        self.state = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "bad_evals": 0, "stopped": False}
+
+    def _checkpoint(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state": dict(self.state),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` of the run folder."""
+        ckpt = torch.load(self.run_dir / "last.pt", map_location=self.model.device, weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = ckpt["state"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        self._truncate_metrics(self.state["epoch"])
+        log.info("resumed from epoch %d (best %s %.5f at epoch %d)", self.state["epoch"], self.monitor,
+                 self.state["best_value"], self.state["best_epoch"])
+
+    def _truncate_metrics(self, last_epoch: int) -> None:
+        """Drop metric lines of epochs after ``last_epoch`` (written just before a crash)."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        lines = [line for line in path.read_text().splitlines()
+                 if line.strip() and json.loads(line)["epoch"] <= last_epoch]
+        io.write_text(path, "".join(line + "\n" for line in lines))
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        n_batches = 0
+        batches = self.task.batches(epoch)
+        if self.cfg["progress"]:
+            batches = tqdm(batches, total=getattr(self.task, "n_batches", lambda: None)(),
+                           desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+        clip = self.cfg["grad_clip"]
+        for batch_index, batch in enumerate(batches):
+            losses = self.model.loss(*batch)
+            for term, value in losses.items():
+                if not torch.isfinite(value).all():
+                    raise NonFiniteLossError(
+                        f"loss term '{term}' is {value.item()} at epoch {epoch}, batch {batch_index}; "
+                        f"the best checkpoint so far is kept in {self.run_dir / 'best.pt'}. "
+                        "Lower train.lr, set train.grad_clip, or check the input features for extreme values."
+                    )
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, float(clip) if clip else math.inf)
+            if not torch.isfinite(norm):
+                raise NonFiniteLossError(
+                    f"gradient of loss 'loss' is not finite at epoch {epoch}, batch {batch_index}; "
+                    f"the best checkpoint so far is kept in {self.run_dir / 'best.pt'}. "
+                    "Set train.grad_clip or lower train.lr."
+                )
+            self.optimizer.step()
+            for term, value in losses.items():
+                sums[term] = sums.get(term, 0.0) + float(value.detach())
+            n_batches += 1
+        return {term: total / max(1, n_batches) for term, total in sums.items()}
+
+    def fit(self) -> dict:
+        """Train until early stopping; returns the state (best epoch and value)."""
+        max_epochs = int(self.cfg["epochs"])
+        eval_every = max(1, int(self.cfg["eval_every"]))
+        patience = int(self.cfg["patience"])
+        while not self.state["stopped"] and self.state["epoch"] < max_epochs:
+            epoch = self.state["epoch"] + 1
+            start = time.perf_counter()
+            losses = self._train_epoch(epoch)
+            record = {"epoch": epoch, "train_seconds": time.perf_counter() - start, **losses}
+            if epoch % eval_every == 0 or epoch == max_epochs:
+                start = time.perf_counter()
+                valid = self.task.evaluate(self.model, "valid")
+                record["eval_seconds"] = time.perf_counter() - start
+                record.update({f"valid/{k}": v for k, v in valid.items()})
+                value = valid[self.monitor]
+                if value > self.state["best_value"]:
+                    self.state.update(best_value=value, best_epoch=epoch, bad_evals=0)
+                    io.torch_save({"model": self.model.state_dict(), "epoch": epoch, "valid": valid},
+                                  self.run_dir / "best.pt")
+                else:
+                    self.state["bad_evals"] += 1
+                    self.state["stopped"] = self.state["bad_evals"] >= patience
+                log.info("epoch %d loss %.5f valid %s %.5f (best %.5f @ %d)", epoch, losses.get("loss", math.nan),
+                         self.monitor, value, self.state["best_value"], self.state["best_epoch"])
+            self.state["epoch"] = epoch
+            io.append_jsonl(self.run_dir / "metrics.jsonl", record)
+            io.torch_save(self._checkpoint(), self.run_dir / "last.pt")
+        return dict(self.state)
