@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -72,8 +73,11 @@ def build(config: dict, device: torch.device, dataset=None):
     return dataset, model, task
 
 
-def train(config: dict, run_dir: str | Path | None = None, resume: bool = False) -> dict:
-    """Train per ``config`` (already resolved); returns the results written to results.json."""
+def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
+          on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> dict:
+    """Train per ``config`` (already resolved); returns the results written to results.json.
+
+    ``on_evaluate(epoch, valid_metrics)`` is passed to the :class:`Trainer` (tuning hooks)."""
     run_dir = Path(run_dir) if run_dir is not None else _run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _attach_log_file(run_dir)
@@ -83,7 +87,7 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False)
             io.write_text(run_dir / "config.yaml", dump_yaml(config))
         started = time.perf_counter()
         dataset, model, task = build(config, device)
-        trainer = Trainer(model, task, config["train"], run_dir)
+        trainer = Trainer(model, task, config["train"], run_dir, on_evaluate=on_evaluate)
         if resume:
             trainer.resume()
         state = trainer.fit()

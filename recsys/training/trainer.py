@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -37,8 +38,12 @@ def make_optimizer(params, train_config: dict) -> torch.optim.Optimizer:
 
 
 class Trainer:
-    def __init__(self, model, task, train_config: dict, run_dir: str | Path) -> None:
+    def __init__(self, model, task, train_config: dict, run_dir: str | Path,
+                 on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        """``on_evaluate(epoch, valid_metrics)`` is called after each validation; it may raise
+        to stop training (e.g. ``optuna.TrialPruned``)."""
         self.model = model
+        self.on_evaluate = on_evaluate
         self.task = task
         self.cfg = train_config
         self.run_dir = Path(run_dir)
@@ -136,4 +141,6 @@ class Trainer:
             self.state["epoch"] = epoch
             io.append_jsonl(self.run_dir / "metrics.jsonl", record)
             io.torch_save(self._checkpoint(), self.run_dir / "last.pt")
+            if self.on_evaluate is not None and "eval_seconds" in record:
+                self.on_evaluate(epoch, valid)
         return dict(self.state)
