@@ -13,7 +13,7 @@ from torch import nn
 from recsys.losses import bpr_loss, l2_reg
 from recsys.models.base import Recommender
 from recsys.models.registry import register
-from recsys.nn import propagate
+from recsys.nn import compact_csr, propagate
 
 
 @register
@@ -30,18 +30,18 @@ class LightGCN(Recommender):
         self.n_layers = int(self.config["n_layers"])
         self.embedding = nn.Parameter(torch.empty(self.n_users + self.n_items, dim))
         nn.init.xavier_uniform_(self.embedding)
-        self.register_buffer("adjacency", graphs.user_item(), persistent=False)
+        self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         out = propagate(self.adjacency, self.embedding, self.n_layers, symmetric=True)
         return out[: self.n_users], out[self.n_users:]
 
     def loss(self, users, pos, neg):
-        user_out, item_out = self.propagate()
-        u, p, n = user_out[users], item_out[pos], item_out[neg]
+        out = propagate(self.adjacency, self.embedding, self.n_layers, symmetric=True)
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
+        u, p, n = out[nodes].chunk(3)
         bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
-        ego_items = self.embedding[self.n_users:]
-        reg = self.config["reg_weight"] * l2_reg(self.embedding[users], ego_items[pos], ego_items[neg])
+        reg = self.config["reg_weight"] * l2_reg(*self.embedding[nodes].chunk(3))
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
 
     @torch.no_grad()

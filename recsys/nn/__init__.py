@@ -1,4 +1,4 @@
 """Reusable layers: sparse propagation over fixed graphs."""
-from recsys.nn.propagation import propagate, sparse_matmul
+from recsys.nn.propagation import compact_csr, propagate, sparse_matmul
 
-__all__ = ["propagate", "sparse_matmul"]
+__all__ = ["compact_csr", "propagate", "sparse_matmul"]

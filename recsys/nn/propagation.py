@@ -10,6 +10,18 @@ from __future__ import annotations
 import torch
 
 
+def compact_csr(adj: torch.Tensor) -> torch.Tensor:
+    """The same sparse matrix as CSR with int32 indices where they fit.
+
+    The CPU kernel (MKL) works on int32 indices; int64 CSR is converted on every product.
+    """
+    csr = adj if adj.layout == torch.sparse_csr else adj.to_sparse_csr()
+    if csr.crow_indices().dtype == torch.int32 or csr._nnz() >= 2**31 - 1:
+        return csr
+    return torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(),
+                                   csr.shape, device=csr.device)
+
+
 class _SymmetricSparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -49,11 +61,10 @@ def sparse_matmul(adj: torch.Tensor, x: torch.Tensor, symmetric: bool = False,
 def propagate(adj: torch.Tensor, x: torch.Tensor, n_layers: int, symmetric: bool = False,
               adj_t: torch.Tensor | None = None, combine: str = "mean") -> torch.Tensor:
     """Apply ``adj`` ``n_layers`` times; ``combine`` = "mean" of layers 0..L or "last"."""
-    layers = [x]
+    if combine not in ("mean", "last"):
+        raise ValueError(f"combine must be 'mean' or 'last', got '{combine}'")
+    current, total = x, x
     for _ in range(n_layers):
-        layers.append(sparse_matmul(adj, layers[-1], symmetric=symmetric, adj_t=adj_t))
-    if combine == "last":
-        return layers[-1]
-    if combine == "mean":
-        return torch.stack(layers).mean(dim=0)
-    raise ValueError(f"combine must be 'mean' or 'last', got '{combine}'")
+        current = sparse_matmul(adj, current, symmetric=symmetric, adj_t=adj_t)
+        total = total + current
+    return current if combine == "last" else total / (n_layers + 1)

@@ -29,7 +29,9 @@ class NonFiniteLossError(RuntimeError):
 
 def make_optimizer(params, train_config: dict) -> torch.optim.Optimizer:
     name = str(train_config["optimizer"]).lower()
-    kwargs = {"lr": float(train_config["lr"]), "weight_decay": float(train_config["weight_decay"])}
+    params = list(params)
+    kwargs = {"lr": float(train_config["lr"]), "weight_decay": float(train_config["weight_decay"]),
+              "foreach": True}
     if name == "adam":
         return torch.optim.Adam(params, **kwargs)
     if name == "adamw":
