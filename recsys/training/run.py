@@ -74,10 +74,11 @@ def build(config: dict, device: torch.device, dataset=None):
 
 
 def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
-          on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> dict:
+          on_evaluate: Callable[[int, dict[str, float]], None] | None = None, dataset=None) -> dict:
     """Train per ``config`` (already resolved); returns the results written to results.json.
 
-    ``on_evaluate(epoch, valid_metrics)`` is passed to the :class:`Trainer` (tuning hooks)."""
+    ``on_evaluate(epoch, valid_metrics)`` is passed to the :class:`Trainer` (tuning hooks);
+    ``dataset`` replaces loading the one the config names (tests, notebooks)."""
     run_dir = Path(run_dir) if run_dir is not None else _run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _attach_log_file(run_dir)
@@ -86,7 +87,7 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
         if not resume:
             io.write_text(run_dir / "config.yaml", dump_yaml(config))
         started = time.perf_counter()
-        dataset, model, task = build(config, device)
+        dataset, model, task = build(config, device, dataset)
         trainer = Trainer(model, task, config["train"], run_dir, on_evaluate=on_evaluate)
         if resume:
             trainer.resume()

@@ -1,0 +1,154 @@
+"""Reproduce BPR-MF and LightGCN on the MMRec Amazon splits (issue 2, protocol.md).
+
+For every dataset and model, each point of the hyper-parameter grid is trained in its own
+process (so peak memory is per run) with the protocol's settings; the configuration is then
+selected by VALID Recall@20 only and its test metrics are reported next to the published
+ones. Finished grid points are kept in the results file, so an interrupted benchmark resumes.
+
+    python bench/reproduce_id_baselines.py --grid full            # the published grids
+    python bench/reproduce_id_baselines.py --datasets baby --models lightgcn --jobs 2
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+
+from recsys import io  # noqa: E402
+
+PUBLISHED = {  # test Recall@20 / NDCG@20 from specs/protocol.md
+    ("clothing", "lightgcn"): (0.0526, 0.0236), ("baby", "lightgcn"): (0.0754, 0.0328),
+    ("sports", "lightgcn"): (0.0864, 0.0387), ("clothing", "bpr"): (0.0279, 0.0126),
+    ("baby", "bpr"): (0.0575, 0.0249), ("sports", "bpr"): (0.0653, 0.0298),
+}
+REGS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
+GRIDS = {
+    "full": {"lightgcn": {"n_layers": [1, 2, 3, 4], "reg_weight": REGS}, "bpr": {"reg_weight": REGS}},
+    "reduced": {"lightgcn": {"n_layers": [2, 4], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-5, 1e-3]}},
+}
+OUT = RESULTS / "id_baselines.json"
+
+
+def grid_points(grid: dict) -> list[dict]:
+    keys = sorted(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_single(spec: dict) -> dict:
+    """Child process: train one configuration and return its measurements."""
+    from recsys.config import resolve
+    from recsys.training import train
+
+    config = resolve({
+        "seed": 2024,
+        "run_name": spec["key"],
+        "output_dir": spec["runs_dir"],
+        "dataset": {"format": "rearm", "path": str(SHARED_DATA / "amazon" / spec["dataset"]),
+                    "name": spec["dataset"], "modalities": []},
+        "model": {"name": spec["model"], **spec["params"]},
+        "train": {"epochs": spec["max_epochs"], "eval_every": spec["eval_every"],
+                  "patience": spec["patience"], "progress": False},
+        "eval": {"ks": [10, 20], "metrics": ["recall", "ndcg"]},
+    })
+    results = train(config)
+    epochs = [json.loads(line) for line in Path(results["run_dir"], "metrics.jsonl").read_text().splitlines()]
+    evals = [e["eval_seconds"] for e in epochs if "eval_seconds" in e]
+    return {
+        "dataset": spec["dataset"], "model": spec["model"], "params": spec["params"],
+        "valid": results["valid"], "test": results["test"], "best_epoch": results["best_epoch"],
+        "epochs_run": results["epochs_run"],
+        "seconds_per_epoch": sum(e["train_seconds"] for e in epochs) / len(epochs),
+        "evaluation_seconds": sum(evals) / max(1, len(evals)),
+        "total_seconds": results["total_seconds"], "peak_memory_mb": peak_memory_mb(),
+        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+        "max_epochs": spec["max_epochs"], "eval_every": spec["eval_every"],
+        "patience_evaluations": spec["patience"],
+    }
+
+
+def select(runs: list[dict]) -> dict:
+    return max(runs, key=lambda r: r["valid"]["recall@20"])
+
+
+def summarise(runs: dict, settings: dict) -> dict:
+    selected = {}
+    for (dataset, model), (pub_recall, pub_ndcg) in PUBLISHED.items():
+        candidates = [r for r in runs.values() if r["dataset"] == dataset and r["model"] == model]
+        if not candidates:
+            continue
+        best = select(candidates)
+        selected[f"{dataset}/{model}"] = {
+            "chosen_params": best["params"], "grid_points_run": len(candidates),
+            "valid": best["valid"], "test": best["test"], "best_epoch": best["best_epoch"],
+            "seconds_per_epoch": best["seconds_per_epoch"], "evaluation_seconds": best["evaluation_seconds"],
+            "total_seconds": best["total_seconds"], "peak_memory_mb": best["peak_memory_mb"],
+            "published_test": {"recall@20": pub_recall, "ndcg@20": pub_ndcg},
+            "relative_gap": {"recall@20": best["test"]["recall@20"] / pub_recall - 1,
+                             "ndcg@20": best["test"]["ndcg@20"] / pub_ndcg - 1},
+        }
+    return {"commit": commit(), "protocol": "specs/protocol.md (valid-only selection)", "settings": settings,
+            "selected": selected, "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["baby", "sports", "clothing"])
+    parser.add_argument("--models", nargs="+", default=["bpr", "lightgcn"])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
+    parser.add_argument("--max-epochs", type=int, default=1000)
+    parser.add_argument("--eval-every", type=int, default=1)
+    parser.add_argument("--patience", type=int, default=20, help="in evaluations")
+    parser.add_argument("--jobs", type=int, default=1, help="grid points trained at once")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per job (0 = default)")
+    parser.add_argument("--runs-dir", default="/tmp/recsys-bench-runs")
+    parser.add_argument("--single", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single:
+        print(json.dumps(run_single(json.loads(args.single))))
+        return
+
+    settings = {"grid": args.grid, "max_epochs": args.max_epochs, "eval_every": args.eval_every,
+                "patience_evaluations": args.patience, "jobs": args.jobs, "threads": args.threads or None}
+    state = read_json(OUT, {"runs": {}})
+    runs = state.get("runs", {})
+    specs = []
+    for dataset, model in itertools.product(args.datasets, args.models):
+        for params in grid_points(GRIDS[args.grid][model]):
+            key = f"{dataset}-{model}-" + "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+            if key not in runs:
+                specs.append({"key": key, "dataset": dataset, "model": model, "params": params,
+                              "max_epochs": args.max_epochs, "eval_every": args.eval_every,
+                              "patience": args.patience, "runs_dir": args.runs_dir})
+    env = dict(os.environ)
+    if args.threads:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+
+    def launch(spec: dict) -> tuple[str, dict | None]:
+        started = time.time()
+        proc = subprocess.run([sys.executable, __file__, "--single", json.dumps(spec)], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"{spec['key']} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+            return spec["key"], None
+        print(f"{spec['key']}: done in {time.time() - started:.0f} s", flush=True)
+        return spec["key"], json.loads(proc.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for key, result in pool.map(launch, specs):
+            if result is not None:
+                runs[key] = result
+                io.write_json(OUT, summarise(runs, settings))
+    io.write_json(OUT, summarise(runs, settings))
+
+
+if __name__ == "__main__":
+    main()
