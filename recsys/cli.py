@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from recsys.config import ConfigError, load_yaml, parse_overrides, resolve
+from recsys.config import ConfigError, load_yaml, merge, parse_overrides, resolve
 
 
 def _metrics_table(results: dict) -> str:
@@ -29,7 +29,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         results = resume(args.resume)
     else:
-        user = load_yaml(args.config) if args.config else {}
+        user: dict = {}
+        for path in args.config or []:
+            user = merge(user, load_yaml(path), None)
         config = resolve(user, parse_overrides(args.set or []))
         results = train(config)
     print(f"run folder: {results['run_dir']}")
@@ -72,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model (built-in synthetic LightGCN run by default)")
-    train.add_argument("--config", help="YAML run config (dataset + model + train + eval sections)")
+    train.add_argument("--config", action="append",
+                       help="YAML run config (dataset + model + train + eval sections); repeat to merge "
+                            "several, e.g. a dataset file then a model file")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. train.lr=1e-3 model.n_layers=2")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     train.set_defaults(func=_cmd_train)
