@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,8 +24,21 @@ def _metrics_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _relaunch_with_torchrun(nproc: int) -> int:
+    """Run this same command under ``torchrun`` with ``nproc`` processes on this machine."""
+    argv = sys.argv[1:]
+    index = argv.index("--nproc")
+    argv = argv[:index] + argv[index + 2:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "recsys", *argv]
+    return subprocess.call(command)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from recsys.training import resume, train
+    from recsys.training import distributed, resume, train
+
+    if args.nproc > 1 and not distributed.launched_by_torchrun():
+        return _relaunch_with_torchrun(args.nproc)
 
     if args.resume:
         results = resume(args.resume)
@@ -34,6 +48,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             user = merge(user, load_yaml(path), None)
         config = resolve(user, parse_overrides(args.set or []))
         results = train(config)
+    main_rank = distributed.is_main()
+    distributed.shutdown()
+    if not main_rank:
+        return 0
     print(f"run folder: {results['run_dir']}")
     print(f"model {results['model']} on {results['dataset']}: best epoch {results['best_epoch']} "
           f"of {results['epochs_run']}, {results['total_seconds']:.1f} s")
@@ -78,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="YAML run config (dataset + model + train + eval sections); repeat to merge "
                             "several, e.g. a dataset file then a model file")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. train.lr=1e-3 model.n_layers=2")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel processes on this machine (runs torchrun; gloo on CPU, NCCL on GPU)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     train.set_defaults(func=_cmd_train)
 

@@ -35,6 +35,10 @@ class Recommender(nn.Module):
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def forward(self, *batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The training objective (so DistributedDataParallel can wrap the model)."""
+        return self.loss(*batch)
+
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (n_users × d, n_items × d) representations used for ranking."""
         raise NotImplementedError

@@ -24,6 +24,7 @@ from recsys.config import dump_yaml, load_yaml, resolve
 from recsys.data.loading import load_dataset
 from recsys.graphs import GraphStore
 from recsys.models import get_model_class
+from recsys.training import distributed
 from recsys.training.tasks import make_task
 from recsys.training.trainer import Trainer
 
@@ -78,43 +79,59 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
     """Train per ``config`` (already resolved); returns the results written to results.json.
 
     ``on_evaluate(epoch, valid_metrics)`` is passed to the :class:`Trainer` (tuning hooks);
-    ``dataset`` replaces loading the one the config names (tests, notebooks)."""
-    run_dir = Path(run_dir) if run_dir is not None else _run_dir(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log_file(run_dir)
-    try:
-        device = resolve_device(config["device"])
+    ``dataset`` replaces loading the one the config names (tests, notebooks). Under torchrun
+    every rank calls this; rank 0 owns the run folder and the final evaluation.
+    """
+    device = resolve_device(config["device"])
+    if distributed.launched_by_torchrun():
+        distributed.init(device)
+        device = distributed.local_device(device)
+    run_dir = Path(distributed.broadcast(str(run_dir) if run_dir is not None else str(_run_dir(config))))
+    main_rank = distributed.is_main()
+    if main_rank:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = _attach_log_file(run_dir)
         if not resume:
             io.write_text(run_dir / "config.yaml", dump_yaml(config))
+    distributed.barrier()
+    try:
         started = time.perf_counter()
         dataset, model, task = build(config, device, dataset)
         trainer = Trainer(model, task, config["train"], run_dir, on_evaluate=on_evaluate)
         if resume:
             trainer.resume()
         state = trainer.fit()
-        best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
-        model.load_state_dict(best["model"])
-        eval_start = time.perf_counter()
-        valid = task.evaluate(model, "valid")
-        test = task.evaluate(model, "test")
-        results = {
-            "model": config["model"]["name"],
-            "dataset": dataset.name,
-            "seed": config["seed"],
-            "best_epoch": state["best_epoch"],
-            "epochs_run": state["epoch"],
-            "valid": valid,
-            "test": test,
-            "eval_seconds": (time.perf_counter() - eval_start) / 2,
-            "total_seconds": time.perf_counter() - started,
-            "device": str(device),
-            "run_dir": str(run_dir),
-        }
-        io.write_json(run_dir / "results.json", results)
-        return results
+        results = _final_results(config, run_dir, device, dataset, model, task, state, started) if main_rank else None
+        return distributed.broadcast(results)
     finally:
-        logging.getLogger("recsys").removeHandler(handler)
-        handler.close()
+        if main_rank:
+            logging.getLogger("recsys").removeHandler(handler)
+            handler.close()
+
+
+def _final_results(config, run_dir: Path, device, dataset, model, task, state: dict, started: float) -> dict:
+    """Reload the best checkpoint, evaluate valid and test, write results.json."""
+    best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    eval_start = time.perf_counter()
+    valid = task.evaluate(model, "valid")
+    test = task.evaluate(model, "test")
+    results = {
+        "model": config["model"]["name"],
+        "dataset": dataset.name,
+        "seed": config["seed"],
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "valid": valid,
+        "test": test,
+        "eval_seconds": (time.perf_counter() - eval_start) / 2,
+        "total_seconds": time.perf_counter() - started,
+        "device": str(device),
+        "world_size": distributed.world_size(),
+        "run_dir": str(run_dir),
+    }
+    io.write_json(run_dir / "results.json", results)
+    return results
 
 
 def resume(run_dir: str | Path) -> dict:

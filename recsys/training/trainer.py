@@ -1,6 +1,7 @@
 """Model-agnostic training loop with early stopping, checkpoints and a NaN guard.
 
-Each epoch runs ``model.loss(*batch)`` over ``task.batches(epoch)``; every ``eval_every``
+Each epoch runs ``model.loss(*batch)`` over ``task.batches(epoch)`` (under torchrun, each rank
+on its shard of every batch, gradients averaged by DistributedDataParallel); every ``eval_every``
 epochs the task evaluates the valid split. Training stops when the monitored valid metric
 (default Recall@20) has not improved for ``patience`` evaluations or after ``epochs``.
 The best state is kept in ``best.pt``; ``last.pt`` (model, optimiser, RNG and early-stopping
@@ -19,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from recsys import io
+from recsys.training import distributed
 
 log = logging.getLogger("recsys.train")
 
@@ -45,6 +47,8 @@ class Trainer:
         """``on_evaluate(epoch, valid_metrics)`` is called after each validation; it may raise
         to stop training (e.g. ``optuna.TrialPruned``)."""
         self.model = model
+        self.train_module = (torch.nn.parallel.DistributedDataParallel(model)
+                             if distributed.world_size() > 1 else model)
         self.on_evaluate = on_evaluate
         self.task = task
         self.cfg = train_config
@@ -60,6 +64,11 @@ class Trainer:
             "state": dict(self.state),
             "torch_rng": torch.get_rng_state(),
         }
+
+    @staticmethod
+    def _save_on_main(obj: dict, path: Path) -> None:
+        if distributed.is_main():
+            io.torch_save(obj, path)
 
     def resume(self) -> None:
         """Continue from ``last.pt`` of the run folder."""
@@ -86,12 +95,12 @@ class Trainer:
         sums: dict[str, float] = {}
         n_batches = 0
         batches = self.task.batches(epoch)
-        if self.cfg["progress"]:
+        if self.cfg["progress"] and distributed.is_main():
             batches = tqdm(batches, total=getattr(self.task, "n_batches", lambda: None)(),
                            desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
         clip = self.cfg["grad_clip"]
         for batch_index, batch in enumerate(batches):
-            losses = self.model.loss(*batch)
+            losses = self.train_module(*distributed.shard(batch))
             for term, value in losses.items():
                 if not torch.isfinite(value).all():
                     raise NonFiniteLossError(
@@ -127,13 +136,14 @@ class Trainer:
             record = {"epoch": epoch, "train_seconds": time.perf_counter() - start, **losses}
             if epoch % eval_every == 0 or epoch == max_epochs:
                 start = time.perf_counter()
-                valid = self.task.evaluate(self.model, "valid")
+                valid = distributed.broadcast(
+                    self.task.evaluate(self.model, "valid") if distributed.is_main() else None)
                 record["eval_seconds"] = time.perf_counter() - start
                 record.update({f"valid/{k}": v for k, v in valid.items()})
                 value = valid[self.monitor]
                 if value > self.state["best_value"]:
                     self.state.update(best_value=value, best_epoch=epoch, bad_evals=0)
-                    io.torch_save({"model": self.model.state_dict(), "epoch": epoch, "valid": valid},
+                    self._save_on_main({"model": self.model.state_dict(), "epoch": epoch, "valid": valid},
                                   self.run_dir / "best.pt")
                 else:
                     self.state["bad_evals"] += 1
@@ -141,8 +151,9 @@ class Trainer:
                 log.info("epoch %d loss %.5f valid %s %.5f (best %.5f @ %d)", epoch, losses.get("loss", math.nan),
                          self.monitor, value, self.state["best_value"], self.state["best_epoch"])
             self.state["epoch"] = epoch
-            io.append_jsonl(self.run_dir / "metrics.jsonl", record)
-            io.torch_save(self._checkpoint(), self.run_dir / "last.pt")
+            if distributed.is_main():
+                io.append_jsonl(self.run_dir / "metrics.jsonl", record)
+            self._save_on_main(self._checkpoint(), self.run_dir / "last.pt")
             if self.on_evaluate is not None and "eval_seconds" in record:
                 self.on_evaluate(epoch, valid)
         return dict(self.state)
