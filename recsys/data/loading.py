@@ -30,7 +30,8 @@ def detect_format(folder: str | Path) -> str:
     if not inter:
         raise DataError(f"cannot detect the layout of {folder}: no train.npy (rearm) and no *.inter file "
                         f"(mmrec/recbole); set dataset.format explicitly")
-    header = inter[0].open().readline().rstrip("\r\n").split("\t")
+    with inter[0].open() as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
     if all(":" in column for column in header):
         return "recbole"
     if "x_label" in header:

@@ -55,7 +55,7 @@ def read_rearm(folder: str | Path, modalities: list[str] | None = None, name: st
                    splits["test"], features, user_ids, item_ids)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
@@ -66,9 +66,9 @@ def write_rearm(ds: Dataset, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        _save_npy(folder / f"{split}.npy", np.ascontiguousarray(ds.split(split), dtype=np.int64))
+        save_npy(folder / f"{split}.npy", np.ascontiguousarray(ds.split(split), dtype=np.int64))
     for modality, feat in ds.features.items():
-        _save_npy(folder / f"{modality}_feat.npy", np.ascontiguousarray(feat, dtype=np.float32))
+        save_npy(folder / f"{modality}_feat.npy", np.ascontiguousarray(feat, dtype=np.float32))
     check_writable_ids(ds.item_ids, "item")
     check_writable_ids(ds.user_ids, "user")
     write_tsv(folder / ITEM_IDS, {"asin": ds.item_ids, "itemID": np.arange(ds.n_items)})
