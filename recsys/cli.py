@@ -1,4 +1,4 @@
-"""Command line: ``recsys train | evaluate | data info | data convert``.
+"""Command line: ``recsys train | evaluate | data info | data convert | data download``.
 
 ``recsys train`` with no arguments trains LightGCN on the built-in synthetic dataset and
 prints a metrics table.
@@ -86,6 +86,23 @@ def _cmd_data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_download(args: argparse.Namespace) -> int:
+    from recsys.data.download import DownloadError, download_dataset, load_catalogue, manual_sources
+    from recsys.data.loading import describe, load_dataset
+
+    catalogue = load_catalogue(args.catalogue)
+    try:
+        folder = download_dataset(args.name, args.dest, groups=args.only, catalogue=catalogue, retries=args.retries,
+                                  timeout=args.timeout)
+    except DownloadError as exc:
+        manual = manual_sources(catalogue)
+        raise DownloadError(f"{exc}\nSources to fetch by hand instead:\n{manual}" if manual else str(exc)) from None
+    layout = catalogue["datasets"][args.name].get("layout", "rearm")
+    print(describe(load_dataset({"format": layout, "path": str(folder), "name": args.name})))
+    print(f"use it with: --set dataset.format={layout} dataset.path={folder} dataset.name={args.name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -121,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--dst-format", required=True, choices=["rearm", "mmrec", "recbole"])
     conv.add_argument("--name", default=None)
     conv.set_defaults(func=_cmd_data_convert)
+    down = data_sub.add_parser("download", help="fetch a public dataset (baby, sports, clothing): resumable, "
+                                                "checksum-verified")
+    down.add_argument("name", help="dataset name in the download catalogue (baby, sports, clothing)")
+    down.add_argument("--dest", default="data", help="parent folder; files go to DEST/NAME (default: data)")
+    down.add_argument("--only", nargs="+", choices=["splits", "features"], help="fetch only these file groups")
+    down.add_argument("--retries", type=int, default=3, help="retries per file after a dropped connection")
+    down.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
+    down.add_argument("--catalogue", default=None, help="download catalogue YAML (default: the packaged one)")
+    down.set_defaults(func=_cmd_data_download)
     return parser
 
 
