@@ -1,4 +1,4 @@
-"""Command line: ``recsys train | evaluate | data info | data convert | data download``.
+"""Command line: ``recsys train | evaluate | plot | data info | data convert | data download``.
 
 ``recsys train`` with no arguments trains LightGCN on the built-in synthetic dataset and
 prints a metrics table.
@@ -103,6 +103,14 @@ def _cmd_data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from recsys.plotting import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -123,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    plot = sub.add_parser("plot", help="write PNG training curves (loss terms, valid Recall/NDCG) into a run folder")
+    plot.add_argument("run_dir")
+    plot.set_defaults(func=_cmd_plot)
 
     data = sub.add_parser("data", help="inspect or convert datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
