@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "negatives_exclude": "train",
         "grad_clip": None,
         "progress": True,
+        "tensorboard": False,
     },
     "eval": {
         "ks": [10, 20],

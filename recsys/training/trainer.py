@@ -43,13 +43,21 @@ def make_optimizer(params, train_config: dict) -> torch.optim.Optimizer:
 
 class Trainer:
     def __init__(self, model, task, train_config: dict, run_dir: str | Path,
-                 on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> None:
+                 on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+                 on_epoch_end: list[Callable[[dict], None]] | None = None) -> None:
         """``on_evaluate(epoch, valid_metrics)`` is called after each validation; it may raise
-        to stop training (e.g. ``optuna.TrialPruned``)."""
+        to stop training (e.g. ``optuna.TrialPruned``). Each ``on_epoch_end(record)`` receives
+        the epoch's metrics.jsonl record on the main rank (those with a ``close()`` are closed
+        when training ends); ``train.tensorboard`` adds a TensorBoard logger to them."""
         self.model = model
         self.train_module = (torch.nn.parallel.DistributedDataParallel(model)
                              if distributed.world_size() > 1 else model)
         self.on_evaluate = on_evaluate
+        self.on_epoch_end = list(on_epoch_end or [])
+        if train_config.get("tensorboard") and distributed.is_main():
+            from recsys.training.tensorboard import TensorBoardLogger
+
+            self.on_epoch_end.append(TensorBoardLogger(Path(run_dir) / "tensorboard"))
         self.task = task
         self.cfg = train_config
         self.run_dir = Path(run_dir)
@@ -153,7 +161,11 @@ class Trainer:
             self.state["epoch"] = epoch
             if distributed.is_main():
                 io.append_jsonl(self.run_dir / "metrics.jsonl", record)
+                for callback in self.on_epoch_end:
+                    callback(record)
             self._save_on_main(self._checkpoint(), self.run_dir / "last.pt")
             if self.on_evaluate is not None and "eval_seconds" in record:
                 self.on_evaluate(epoch, valid)
+        for callback in self.on_epoch_end:
+            getattr(callback, "close", lambda: None)()
         return dict(self.state)
