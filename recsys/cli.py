@@ -37,7 +37,10 @@ def _relaunch_with_torchrun(nproc: int) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from recsys.training import distributed, resume, train
 
-    if args.nproc > 1 and not distributed.launched_by_torchrun():
+    if args.resume and (args.dry_run or args.tensorboard):
+        raise ConfigError("--dry-run and --tensorboard apply to new runs; a resumed run keeps the settings of its "
+                          "config.yaml (set train.tensorboard: true there)")
+    if args.nproc > 1 and not args.dry_run and not distributed.launched_by_torchrun():
         return _relaunch_with_torchrun(args.nproc)
 
     if args.resume:
@@ -46,7 +49,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         user: dict = {}
         for path in args.config or []:
             user = merge(user, load_yaml(path), None)
-        config = resolve(user, parse_overrides(args.set or []))
+        overrides = parse_overrides(args.set or [])
+        if args.tensorboard:
+            overrides = merge(overrides, {"train": {"tensorboard": True}}, None)
+        config = resolve(user, overrides)
+        if args.dry_run:
+            from recsys.training.dry_run import dry_run
+
+            print(dry_run(config))
+            return 0
         results = train(config)
     main_rank = distributed.is_main()
     distributed.shutdown()
@@ -124,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1,
                        help="data-parallel processes on this machine (runs torchrun; gloo on CPU, NCCL on GPU)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    train.add_argument("--dry-run", action="store_true",
+                       help="validate the config and data, report graph sizes, parameters and memory; do not train")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also log loss terms and valid metrics to RUN_DIR/tensorboard (needs tensorboard)")
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a run's best checkpoint on valid and test")
