@@ -19,7 +19,7 @@ def compact_csr(adj: torch.Tensor) -> torch.Tensor:
     if csr.crow_indices().dtype == torch.int32 or csr._nnz() >= 2**31 - 1:
         return csr
     return torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(),
-                                   csr.shape, device=csr.device)
+                                   csr.shape, device=csr.device, check_invariants=False)
 
 
 class _SymmetricSparseMatmul(torch.autograd.Function):

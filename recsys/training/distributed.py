@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def launched_by_torchrun() -> bool:
@@ -46,6 +47,19 @@ def world_size() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def wrap(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when several ranks run, else itself.
+
+    Graph buffers (sparse, built identically from the same data on every rank) are left out
+    of DDP's buffer synchronisation, which handles dense tensors only.
+    """
+    if world_size() == 1:
+        return model
+    sparse_buffers = [name for name, buf in model.named_buffers() if buf.layout != torch.strided]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse_buffers)
+    return DistributedDataParallel(model, forward_sync_buffers=False)
 
 
 def shard(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

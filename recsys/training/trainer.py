@@ -50,8 +50,7 @@ class Trainer:
         the epoch's metrics.jsonl record on the main rank (those with a ``close()`` are closed
         when training ends); ``train.tensorboard`` adds a TensorBoard logger to them."""
         self.model = model
-        self.train_module = (torch.nn.parallel.DistributedDataParallel(model)
-                             if distributed.world_size() > 1 else model)
+        self.train_module = distributed.wrap(model)
         self.on_evaluate = on_evaluate
         self.on_epoch_end = list(on_epoch_end or [])
         if train_config.get("tensorboard") and distributed.is_main():
