@@ -34,6 +34,7 @@ REGS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
 GRIDS = {
     "full": {"lightgcn": {"n_layers": [1, 2, 3, 4], "reg_weight": REGS}, "bpr": {"reg_weight": REGS}},
     "reduced": {"lightgcn": {"n_layers": [2, 4], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-5, 1e-3]}},
+    "single": {"lightgcn": {"n_layers": [3], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-5]}},
 }
 OUT = RESULTS / "id_baselines.json"
 

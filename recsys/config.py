@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "monitor": "recall@20",
         "negatives_exclude": "train",
         "grad_clip": None,
+        "amp": None,
         "progress": True,
         "tensorboard": False,
     },

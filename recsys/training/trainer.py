@@ -9,6 +9,7 @@ state) is written atomically after every epoch so a killed run resumes exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -62,6 +63,10 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_config)
         self.monitor = str(train_config["monitor"])
+        amp = train_config.get("amp")
+        if amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"train.amp must be null, 'bf16' or 'fp16', got '{amp}'")
+        self.scaler = torch.amp.GradScaler(model.device.type, enabled=amp == "fp16")
         self.state = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "bad_evals": 0, "stopped": False}
 
     def _checkpoint(self) -> dict:
@@ -99,37 +104,50 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
-        sums: dict[str, float] = {}
         n_batches = 0
         batches = self.task.batches(epoch)
         if self.cfg["progress"] and distributed.is_main():
             batches = tqdm(batches, total=getattr(self.task, "n_batches", lambda: None)(),
                            desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
-        clip = self.cfg["grad_clip"]
+        clip = float(self.cfg["grad_clip"]) if self.cfg["grad_clip"] else math.inf
+        sums: torch.Tensor | None = None
+        names: list[str] = []
         for batch_index, batch in enumerate(batches):
-            losses = self.train_module(*distributed.shard(batch))
-            for term, value in losses.items():
-                if not torch.isfinite(value).all():
-                    raise NonFiniteLossError(
-                        f"loss term '{term}' is {value.item()} at epoch {epoch}, batch {batch_index}; "
-                        f"the best checkpoint so far is kept in {self.run_dir / 'best.pt'}. "
-                        "Lower train.lr, set train.grad_clip, or check the input features for extreme values."
-                    )
+            with self._autocast():
+                losses = self.train_module(*distributed.shard(batch))
             self.optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
+            self.scaler.scale(losses["loss"]).backward()
+            self.scaler.unscale_(self.optimizer)
             params = [p for p in self.model.parameters() if p.grad is not None]
-            norm = torch.nn.utils.clip_grad_norm_(params, float(clip) if clip else math.inf)
-            if not torch.isfinite(norm):
-                raise NonFiniteLossError(
-                    f"gradient of loss 'loss' is not finite at epoch {epoch}, batch {batch_index}; "
-                    f"the best checkpoint so far is kept in {self.run_dir / 'best.pt'}. "
-                    "Set train.grad_clip or lower train.lr."
-                )
-            self.optimizer.step()
-            for term, value in losses.items():
-                sums[term] = sums.get(term, 0.0) + float(value.detach())
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            names = list(losses)
+            values = torch.stack([v.detach().float() for v in losses.values()])
+            if not bool(torch.isfinite(torch.cat([values, norm.detach().float().reshape(1)])).all()):
+                self._raise_non_finite(names, values, epoch, batch_index)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            sums = values if sums is None else sums + values
             n_batches += 1
-        return {term: total / max(1, n_batches) for term, total in sums.items()}
+        totals = (sums / max(1, n_batches)).tolist() if sums is not None else []
+        return dict(zip(names, totals))
+
+    def _raise_non_finite(self, names: list[str], values: torch.Tensor, epoch: int, batch_index: int) -> None:
+        bad = [(n, v) for n, v in zip(names, values.tolist()) if not math.isfinite(v)]
+        where = f"at epoch {epoch}, batch {batch_index}; the best checkpoint so far is kept in {self.run_dir / 'best.pt'}."
+        if bad:
+            term, value = bad[0]
+            raise NonFiniteLossError(f"loss term '{term}' is {value} {where} "
+                                     "Lower train.lr, set train.grad_clip, or check the input features for extreme values.")
+        raise NonFiniteLossError(f"gradient of loss 'loss' is not finite {where} Set train.grad_clip or lower train.lr.")
+
+    def _autocast(self):
+        """bf16/fp16 autocast of the forward pass when ``train.amp`` asks for it."""
+        amp = self.cfg.get("amp")
+        if not amp:
+            return contextlib.nullcontext()
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        return torch.autocast(device_type=self.model.device.type, dtype=dtype)
+
 
     def fit(self) -> dict:
         """Train until early stopping; returns the state (best epoch and value)."""
