@@ -3,19 +3,21 @@
 
 Formats: ``synthetic`` (built-in generator), ``rearm`` (``train/valid/test.npy``), ``mmrec``
 (``<name>.inter`` with ``x_label``), ``recbole`` (typed atomic files), and ``auto``, which
-picks one of the three file layouts from the folder contents (:func:`detect_format`).
+picks one of the three file layouts from the folder contents (:func:`detect_format`); the
+bundle layouts ``bundle_csv`` and ``clhe`` (:mod:`recsys.data.bundles`) give a ``BundleDataset``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping
 
+from recsys.data.bundles import BUNDLE_FORMATS, load_bundle_dataset
 from recsys.data.dataset import DataError, Dataset
 from recsys.data.rearm import read_rearm, write_rearm
 from recsys.data.synthetic import generate
 
 FILE_FORMATS = ("rearm", "mmrec", "recbole")
-FORMATS = ("synthetic", *FILE_FORMATS, "auto")
+FORMATS = ("synthetic", *FILE_FORMATS, "auto", *BUNDLE_FORMATS)
 
 
 def detect_format(folder: str | Path) -> str:
@@ -41,7 +43,12 @@ def detect_format(folder: str | Path) -> str:
 
 
 def load_dataset(section: Mapping[str, Any]) -> Dataset:
-    """Build the dataset that a config ``dataset`` section describes (missing keys take defaults)."""
+    """Build the dataset that a config ``dataset`` section describes (missing keys take defaults).
+
+    ``split_ratios``/``split_order``/``split_seed`` split RecBole ``.inter`` files; the synthetic
+    generator uses ``split_ratios`` and ``split_seed`` but always splits by its own timestamps
+    (see :mod:`recsys.data.synthetic`); REARM and MMRec files carry their split.
+    """
     from recsys.config import DEFAULTS
 
     cfg = {**DEFAULTS["dataset"], **dict(section)}
@@ -59,6 +66,8 @@ def load_dataset(section: Mapping[str, Any]) -> Dataset:
                                 f"{sorted(ds.features)}")
             ds.features = {m: ds.features[m] for m in cfg["modalities"]}
         return ds
+    if fmt in BUNDLE_FORMATS:
+        return load_bundle_dataset(cfg)
     if not cfg["path"]:
         raise DataError(f"dataset.format = '{fmt}' needs dataset.path (the dataset folder)")
     path = Path(cfg["path"]).expanduser()

@@ -64,7 +64,7 @@ def read_mmrec(folder: str | Path, name: str | None = None, modalities: list[str
     rows = {s: np.flatnonzero(labels == k) for k, s in enumerate(SPLITS)}
     raw = {s: np.stack([users[r], items[r]]) for s, r in rows.items()}
     locate = {s: (lambda i, r=r: f"file {path} line {line_of(int(r[i]))}") for s, r in rows.items()}
-    splits = clean_splits(raw, n_users, n_items, locate)
+    splits = clean_splits(raw, n_users, n_items, locate, f"file {path} (x_label 0)")
     features = load_features(folder, modalities, n_items)
     return Dataset(name or path.stem, n_users, n_items, splits["train"], splits["valid"], splits["test"],
                    features, user_ids, item_ids)

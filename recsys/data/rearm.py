@@ -49,7 +49,8 @@ def read_rearm(folder: str | Path, modalities: list[str] | None = None, name: st
         check_range(pairs, n_users, n_items, _locator(paths[split]),
                     f"{USER_IDS} lists {n_users} users" if user_ids is not None else "max id + 1",
                     f"{ITEM_IDS} lists {n_items} items" if item_ids is not None else "max id + 1")
-    splits = clean_splits(raw, n_users, n_items, {s: _locator(p) for s, p in paths.items()})
+    splits = clean_splits(raw, n_users, n_items, {s: _locator(p) for s, p in paths.items()},
+                          str(paths["train"]))
     features = load_features(folder, modalities, n_items)
     return Dataset(name or folder.resolve().name, n_users, n_items, splits["train"], splits["valid"],
                    splits["test"], features, user_ids, item_ids)

@@ -177,7 +177,7 @@ def read_recbole(folder: str | Path, name: str | None = None, modalities: list[s
                         f"every item (add the row or remove the interaction)")
     features = {m: check_features(f, n_items, item_path) for m, f in features.items()}
     raw = {s: np.stack([users[r], items[r]]) for s, r in rows.items()}
-    splits = clean_splits(raw, n_users, n_items, locate)
+    splits = clean_splits(raw, n_users, n_items, locate, f"file {paths[0]}")
     return Dataset(name or stem, n_users, n_items, splits["train"], splits["valid"], splits["test"], features,
                    users_vocab.tokens(), items_vocab.tokens())
 

@@ -119,7 +119,7 @@ def _first_occurrences(pairs: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def clean_splits(splits: dict[str, np.ndarray], n_users: int, n_items: int,
-                 locate: dict[str, Locate]) -> dict[str, np.ndarray]:
+                 locate: dict[str, Locate], train_source: str) -> dict[str, np.ndarray]:
     """Remove duplicates, held-out copies of train pairs and rows of users without train data.
 
     Each repair keeps the first occurrence and the original order, and warns with the place
@@ -142,8 +142,7 @@ def clean_splits(splits: dict[str, np.ndarray], n_users: int, n_items: int,
         out[name] = (pairs, positions)
     train = out["train"][0]
     if train.shape[1] == 0:
-        raise DataError(f"{locate['train'](0).split(':')[0]}: the train split is empty; "
-                        f"a dataset needs train interactions")
+        raise DataError(f"{train_source}: the train split is empty; a dataset needs train interactions")
     train_keys = np.sort(train[0] * n_items + train[1])
     has_train = np.bincount(train[0], minlength=n_users) > 0
     result = {"train": train}

@@ -123,3 +123,9 @@ def test_duplicate_and_cold_user_rows_are_repaired_by_line(tmp_path):
     assert "baby.inter line 10: 1 duplicate train interaction(s) removed" in messages
     assert "baby.inter line 11: 1 test interaction(s) of 1 user(s) without train interactions removed" in messages
     assert ds.train.shape[1] == 4 and ds.test.shape[1] == 2
+
+
+def test_no_train_rows(tmp_path):
+    write_inter(tmp_path, ["0\t1\t1\t1\t1", "0\t2\t1\t1\t2"])
+    with pytest.raises(DataError, match=r"baby\.inter \(x_label 0\): the train split is empty"):
+        read_mmrec(tmp_path)

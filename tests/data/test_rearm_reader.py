@@ -163,3 +163,10 @@ def test_empty_train_split(tmp_path):
     folder = write_splits(tmp_path, np.zeros((2, 0), dtype=np.int64), VALID, TEST)
     with pytest.raises(DataError, match=r"train\.npy.*the train split is empty"):
         read_rearm(folder)
+
+
+def test_feature_with_text_dtype(tmp_path):
+    folder = write_splits(tmp_path, TRAIN, VALID, TEST)
+    np.save(folder / "text_feat.npy", np.full((5, 2), "x"))
+    with pytest.raises(DataError, match=r"text_feat\.npy has dtype <U1; expected float32 features"):
+        read_rearm(folder)
