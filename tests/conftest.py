@@ -6,8 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from recsys.data import Dataset
+
+# Tests use tiny tensors: one thread avoids OpenMP start-up and spin costs that dominate
+# them, above all when the 2 CI cores are shared.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECSYS_SHARED_DATA", REPO.parent / "shared" / "data"))
