@@ -329,8 +329,7 @@ ID_MAP = [empty_file, header_only, drop_header, rename_column("itemID"),
 USER_MAP = [empty_file, drop_header, rename_column("userID"),
             set_cell("userID", NOT_AN_INTEGER | st.sampled_from(["-1", "16", "99999999999"])),
             extra_field, missing_field, cut_last_line, crlf, duplicate_row]
-MMREC_INTER = [empty_file, drop_header,  # header_only left out until fixed (KNOWN_BUGS)
-               rename_column("userID"), rename_column("itemID"),
+MMREC_INTER = [empty_file, header_only, drop_header, rename_column("userID"), rename_column("itemID"),
                rename_column("x_label"), set_cell("userID", NOT_AN_INTEGER), set_cell("itemID", NOT_AN_INTEGER),
                set_cell("x_label", NOT_AN_INTEGER | st.sampled_from(["3", "-1", "7"])),
                set_int_cell_to("userID", st.sampled_from(["-1", "-5", "16", "17", "99999999999"])),
@@ -441,11 +440,8 @@ def test_extra_field_on_the_first_data_line_is_not_taken_as_an_index(tmp_path):
         _read(folder, "mmrec")
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
 def test_mmrec_file_without_train_rows_is_a_data_error(tmp_path):
-    """recsys/data/validate.py clean_splits: for an MMRec file with no x_label 0 row (e.g.
-    header only) the message is built with locate['train'](0), which indexes the empty row
-    list of the train split: IndexError instead of "the train split is empty"."""
+    """Found by this fuzzing (an IndexError in clean_splits), fixed in 768044c."""
     folder = _mmrec_folder(tmp_path, "userID\titemID\tx_label\n")
     with pytest.raises(DataError, match="train split is empty"):
         _read(folder, "mmrec")
