@@ -182,10 +182,10 @@ def read_recbole(folder: str | Path, name: str | None = None, modalities: list[s
                    users_vocab.tokens(), items_vocab.tokens())
 
 
-def _format_rows(feat: np.ndarray) -> np.ndarray:
-    """Each row as space-separated shortest round-trip float32 values."""
-    text = np.array([np.format_float_positional(v, unique=True, trim="-") for v in feat.ravel()])
-    return np.array([" ".join(row) for row in text.reshape(feat.shape)])
+def _format_rows(feat: np.ndarray) -> list[str]:
+    """Each row as space-separated values with 9 significant digits (exact for float32)."""
+    template = " ".join(["%.9g"] * feat.shape[1])
+    return [template % tuple(row) for row in feat.tolist()]
 
 
 def write_recbole(ds: Dataset, folder: str | Path, name: str) -> None:
