@@ -164,7 +164,8 @@ def read_recbole(folder: str | Path, name: str | None = None, modalities: list[s
     else:
         where = lambda i: f"file {paths[0]} line {line_of(int(i))}"  # noqa: E731
         keep = _dedupe(users, items, where)
-        stamps = float_column(parts[0], TIME, paths[0])[keep] if TIME in parts[0].columns else None
+        timed = split_order == "time" and TIME in parts[0].columns
+        stamps = float_column(parts[0], TIME, paths[0])[keep] if timed else None
         labels = split_labels(users[keep], split_ratios, split_order, split_seed, stamps)
         rows = {s: keep[labels == k] for k, s in enumerate(SPLITS)}
         locate = {s: (lambda i, r=rows[s]: where(r[i])) for s in SPLITS}
