@@ -18,6 +18,7 @@ def to_torch_csr(matrix: sp.spmatrix, device: torch.device | str = "cpu") -> tor
         size=csr.shape,
         dtype=torch.float32,
         device=device,
+        check_invariants=False,
     )
 
 

@@ -1,0 +1,21 @@
+"""Enhanced (homography) graphs of REARM (graphs.md §5; Ma et al., ACM MM 2025).
+
+G_I = ii_co_weight · C_I + (1 − ii_co_weight) · S_I and G_U = uu_co_weight · C_U +
+(1 − uu_co_weight) · S_U, with C the top-k softmax co-occurrence graph
+(:mod:`recsys.graphs.cooccurrence`) and S the modality-mixed kNN graph
+(:mod:`recsys.graphs.knn`, :mod:`recsys.graphs.interest`).
+"""
+from __future__ import annotations
+
+import torch
+
+from recsys.graphs.knn import mix_graphs
+
+
+def homography_graph(cooccurrence: torch.Tensor | None, semantic: torch.Tensor | None,
+                     co_weight: float) -> torch.Tensor:
+    """co_weight · C + (1 − co_weight) · S; a graph whose weight is 0 may be None."""
+    co_weight = float(co_weight)
+    if not 0.0 <= co_weight <= 1.0:
+        raise ValueError(f"co_weight must lie in [0, 1], got {co_weight}")
+    return mix_graphs([(co_weight, cooccurrence), (1.0 - co_weight, semantic)])
