@@ -38,6 +38,7 @@ class ConfigError(ValueError):
 DEFAULTS: dict[str, Any] = {
     "seed": 2024,
     "device": "auto",
+    "threads": None,
     "output_dir": "runs",
     "run_name": None,
     "cache_dir": ".cache/recsys",

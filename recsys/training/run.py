@@ -83,6 +83,8 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
     every rank calls this; rank 0 owns the run folder and the final evaluation.
     """
     device = resolve_device(config["device"])
+    if config["threads"]:
+        torch.set_num_threads(int(config["threads"]))
     if distributed.launched_by_torchrun():
         distributed.init(device)
         device = distributed.local_device(device)
