@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from recsys.config import ConfigError
+from recsys.data.dataset import DataError
 from recsys.data.loading import load_dataset
 
 FLOAT = 4
@@ -117,31 +118,33 @@ class GraphProbe:
         return self._bound(f"item_knn({_weights_text(modality_weights)}, k={k})", n,
                            n * min(n, int(k) * _active(modality_weights)))
 
-    def user_interest_knn(self, modality_weights: dict[str, float], k: int) -> torch.Tensor:
+    def user_interest_knn(self, modality_weights: dict[str, float], k: int, weighted: bool = True) -> torch.Tensor:
         n = self.dataset.n_users
         return self._bound(f"user_interest_knn({_weights_text(modality_weights)}, k={k})", n,
                            n * min(n, int(k) * _active(modality_weights)))
 
-    def item_cooccurrence(self, k: int) -> torch.Tensor:
+    def item_cooccurrence(self, k: int, **options) -> torch.Tensor:
         n = self.dataset.n_items
         return self._bound(f"item_cooccurrence(k={k})", n, n * min(int(k), n - 1))
 
-    def user_cooccurrence(self, k: int) -> torch.Tensor:
+    def user_cooccurrence(self, k: int, **options) -> torch.Tensor:
         n = self.dataset.n_users
         return self._bound(f"user_cooccurrence(k={k})", n, n * min(int(k), n - 1))
 
     def _homography(self, side: str, n: int, modality_weights: dict[str, float], k: int,
-                    co_weight: float) -> torch.Tensor:
-        co = n * min(int(k), n - 1) if float(co_weight) > 0 else 0
+                    co_weight: float, co_k: int | None) -> torch.Tensor:
+        co = n * min(int(k if co_k is None else co_k), n - 1) if float(co_weight) > 0 else 0
         knn = n * min(n, int(k) * _active(modality_weights)) if float(co_weight) < 1 else 0
         call = f"{side}_homography({_weights_text(modality_weights)}, k={k}, co_weight={float(co_weight):g})"
         return self._bound(call, n, min(n * n, co + knn))
 
-    def item_homography(self, modality_weights: dict[str, float], k: int, co_weight: float) -> torch.Tensor:
-        return self._homography("item", self.dataset.n_items, modality_weights, k, co_weight)
+    def item_homography(self, modality_weights: dict[str, float], k: int, co_weight: float,
+                        co_k: int | None = None, **co_options) -> torch.Tensor:
+        return self._homography("item", self.dataset.n_items, modality_weights, k, co_weight, co_k)
 
-    def user_homography(self, modality_weights: dict[str, float], k: int, co_weight: float) -> torch.Tensor:
-        return self._homography("user", self.dataset.n_users, modality_weights, k, co_weight)
+    def user_homography(self, modality_weights: dict[str, float], k: int, co_weight: float,
+                        co_k: int | None = None, **co_options) -> torch.Tensor:
+        return self._homography("user", self.dataset.n_users, modality_weights, k, co_weight, co_k)
 
     def user_interest(self, modality: str) -> torch.Tensor:
         if modality not in self.dataset.features:
@@ -210,7 +213,12 @@ def inspect_run(config: dict, dataset=None) -> DryRunReport:
     probe = GraphProbe(dataset, GraphStore(dataset, cpu, cache_dir=None))
     seed_everything(int(config["seed"]))
     model_cls = get_model_class(config["model"]["name"])
-    model = model_cls(dataset, config["model"], probe)
+    try:
+        model = model_cls(dataset, config["model"], probe)
+    except (ConfigError, DataError):
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"model '{config['model']['name']}' rejects its configuration: {exc}") from exc
     task = make_task(getattr(model_cls, "task", "interaction"), dataset, config, cpu)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)

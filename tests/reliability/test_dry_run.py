@@ -91,6 +91,8 @@ def test_expensive_graphs_are_bounded_not_built(planted, tmp_path, monkeypatch):
     ("item_cooccurrence", (5,)),
     ("user_cooccurrence", (5,)),
     ("user_interest_knn", ({"text": 1.0}, 5)),
+    ("item_homography", ({"text": 1.0}, 5, 0.4)),
+    ("user_homography", ({"text": 1.0}, 4, 0.6)),
 ])
 def test_bounds_hold_for_the_real_graphs(planted, method, args):
     store = GraphStore(planted, "cpu")
@@ -153,12 +155,30 @@ def test_dry_run_on_real_data_is_fast_and_exact_for_the_bipartite_graph(shared_d
 
 
 def test_every_registered_model_dry_runs_on_synthetic_data(tmp_path):
-    from recsys.models import available_models
+    from recsys.models import available_models, get_model_class
 
     for name in available_models():
-        if name == _ProbeModel.name:
+        if name == _ProbeModel.name or get_model_class(name).task != "interaction":
             continue
         config = _config(tmp_path, name, dataset={"synthetic": {"n_users": 120, "n_items": 60}})
         report = inspect_run(config)
         assert report.trainable > 0, name
         assert any(g.call == "user_item()" for g in report.graphs) or name in ("bpr", "vbpr"), name
+
+
+def test_model_that_rejects_its_config_is_a_config_error(planted, tmp_path):
+    @register
+    class _Picky(Recommender):
+        name = "dry_run_picky_model"
+
+        @classmethod
+        def default_config(cls):
+            return {"rank": 3}
+
+        def __init__(self, dataset, config, graphs):
+            super().__init__(dataset, config, graphs)
+            if self.config["rank"] < 1:
+                raise ValueError("model.rank must be >= 1")
+
+    with pytest.raises(ConfigError, match="model 'dry_run_picky_model' rejects its configuration: model.rank"):
+        dry_run(resolve({"model": {"name": "dry_run_picky_model", "rank": 0}}), planted)
