@@ -8,7 +8,7 @@ from recsys.cli import main
 from recsys.config import ConfigError, resolve
 from recsys.data import DataError
 from recsys.graphs import GraphStore
-from recsys.models import Recommender, register
+from recsys.models import Recommender, registry
 from recsys.training.dry_run import GraphProbe, dry_run, inspect_run
 
 
@@ -20,7 +20,6 @@ def _config(tmp_path, model="lightgcn", **sections):
     return resolve(raw)
 
 
-@register
 class _ProbeModel(Recommender):
     """Asks for every expensive graph; its parameters do not depend on them."""
 
@@ -39,6 +38,13 @@ class _ProbeModel(Recommender):
                        graphs.user_interest("text")]
         self.emb = torch.nn.Parameter(torch.zeros(self.n_users + self.n_items, int(self.config["embedding_size"])))
         self.frozen = torch.nn.Parameter(torch.zeros(3, 3), requires_grad=False)
+
+
+@pytest.fixture
+def probe_model(monkeypatch):
+    """Registers the test model for one test only (the registry is global)."""
+    monkeypatch.setitem(registry._MODELS, _ProbeModel.name, _ProbeModel)
+    return _ProbeModel
 
 
 class _NoHeavyGraphs:
@@ -70,7 +76,7 @@ def test_parameter_count_and_exact_graph_match_the_real_build(planted, tmp_path)
     assert report.memory["evaluation block"] == 2 * planted.n_users * planted.n_items * 4
 
 
-def test_expensive_graphs_are_bounded_not_built(planted, tmp_path, monkeypatch):
+def test_expensive_graphs_are_bounded_not_built(planted, tmp_path, monkeypatch, probe_model):
     import recsys.training.dry_run as module
 
     real_init = GraphProbe.__init__
@@ -158,7 +164,7 @@ def test_every_registered_model_dry_runs_on_synthetic_data(tmp_path):
     from recsys.models import available_models, get_model_class
 
     for name in available_models():
-        if name == _ProbeModel.name or get_model_class(name).task != "interaction":
+        if get_model_class(name).task != "interaction":
             continue
         config = _config(tmp_path, name, dataset={"synthetic": {"n_users": 120, "n_items": 60}})
         report = inspect_run(config)
@@ -166,8 +172,7 @@ def test_every_registered_model_dry_runs_on_synthetic_data(tmp_path):
         assert any(g.call == "user_item()" for g in report.graphs) or name in ("bpr", "vbpr"), name
 
 
-def test_model_that_rejects_its_config_is_a_config_error(planted, tmp_path):
-    @register
+def test_model_that_rejects_its_config_is_a_config_error(planted, monkeypatch):
     class _Picky(Recommender):
         name = "dry_run_picky_model"
 
@@ -180,5 +185,6 @@ def test_model_that_rejects_its_config_is_a_config_error(planted, tmp_path):
             if self.config["rank"] < 1:
                 raise ValueError("model.rank must be >= 1")
 
+    monkeypatch.setitem(registry._MODELS, _Picky.name, _Picky)
     with pytest.raises(ConfigError, match="model 'dry_run_picky_model' rejects its configuration: model.rank"):
         dry_run(resolve({"model": {"name": "dry_run_picky_model", "rank": 0}}), planted)
