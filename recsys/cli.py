@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from recsys.config import ConfigError, load_yaml, merge, parse_overrides, resolve
+from recsys.tuning.cli import add_tune_parser
 
 
 def _metrics_table(results: dict) -> str:
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(func=_cmd_evaluate)
+    add_tune_parser(sub)
 
     plot = sub.add_parser("plot", help="write PNG training curves (loss terms, valid Recall/NDCG) into a run folder")
     plot.add_argument("run_dir")
