@@ -1,0 +1,278 @@
+"""CLHE: contrastive learning-enhanced hierarchical encoder for bundle construction.
+
+Ma, Liu, Wei, Tao, Wang, Chua, "Leveraging Multimodal Features and Item-level User Feedback
+for Bundle Construction", WSDM 2024 (arXiv 2310.18770); specs/clhe.md.
+
+Item encoder (level 1). For item i, three d-dimensional tokens:
+  c_i = Σ_m norm(MLP_m(norm(x_i^m)))   with MLP_m: D_m → D_m → 256 → d (ReLU between),
+  e_i   a learned ID embedding (xavier-uniform),
+  f_i = W_cf g_i + b for an item with user-item interactions (g_i: pre-trained LightGCN
+        embedding, :mod:`recsys.models.pretrained_cf`), else f_i = c_i.
+Fusion by one self-attention layer over the tokens T_i = norm([c_i; e_i; f_i]) (optionally
+LayerNorm without affine): h_i = mean_rows softmax(T_i W_q (T_i W_k)ᵀ / √d) T_i W_v.
+
+Bundle encoder (level 2): ``bundle_layers`` masked self-attention layers over the item
+representations of a (partial) bundle (LayerNorm without affine, q/k/v without bias, padding
+masked, optional residual), mean-pooled over the real items → bundle representation z_b.
+
+Decoder: a second item encoder with its own parameters gives h'_i for every item; the
+completion scores are s_bi = z_b · h'_i.
+
+Loss = reconstruction + item-level contrast + bundle-level contrast:
+  L_rec = −mean_b Σ_i x_bi log softmax(s_b)_i / |x_b| over the full train bundles x_b;
+  L_item = cl_alpha · InfoNCE(view₁, view₂; cl_temp) over the items present in the batch, the
+    two views by ``item_augment``: ``modality_dropout`` (each token zeroed with probability
+    ``dropout_rate`` before fusion), ``feature_dropout`` (dropout on h_i, then a linear
+    projector), ``feature_noise`` (h_i + noise_weight·N(0, I), then the projector) or ``none``;
+  L_bundle = bundle_cl_alpha · InfoNCE(z_b, z_b̃; bundle_cl_temp), b̃ keeping
+    clamp(⌈bundle_ratio·n⌉, 1, n−1) random items of b (``item_dropout``) and, with
+    ``item_replace``, filling the other positions with random items of the batch.
+InfoNCE is :func:`recsys.losses.info_nce`. Where the public code departs from the paper we
+follow the paper: the bundle encoder's attention weights are trained, modality dropout drops
+a token with probability ``dropout_rate``, and the augmented bundle view is masked by its own
+padding.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import recsys.training.bundle_task  # noqa: F401  (registers the "bundle" task)
+from recsys.losses import info_nce
+from recsys.models.base import Recommender
+from recsys.models.pretrained_cf import pretrained_item_embeddings
+from recsys.models.registry import register
+from recsys.nn.modalities import select_modalities
+
+ITEM_AUGMENTS = ("modality_dropout", "feature_dropout", "feature_noise", "none")
+BUNDLE_AUGMENTS = ("item_dropout", "item_replace")
+CF_SOURCES = ("auto", "lightgcn", "dataset", "none")
+
+
+def _xavier_linear(n_in: int, n_out: int, bias: bool = True) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    nn.init.xavier_normal_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def content_mlp(n_in: int, dim: int) -> nn.Sequential:
+    """D → D → 256 → d with ReLU between, xavier-normal weights, zero biases."""
+    return nn.Sequential(_xavier_linear(n_in, n_in), nn.ReLU(), _xavier_linear(n_in, 256), nn.ReLU(),
+                         _xavier_linear(256, dim))
+
+
+class TokenFusion(nn.Module):
+    """One self-attention layer over an item's tokens, average-pooled (module docstring)."""
+
+    def __init__(self, dim: int, layernorm: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False) if layernorm else nn.Identity()
+        self.q, self.k, self.v = (_xavier_linear(dim, dim, bias=False) for _ in range(3))
+        self.scale = dim ** -0.5
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., T, d) tokens → (..., d)."""
+        x = self.norm(F.normalize(tokens, dim=-1))
+        weights = torch.softmax(self.q(x) @ self.k(x).transpose(-1, -2) * self.scale, dim=-1)
+        return (weights @ self.v(x)).mean(dim=-2)
+
+
+class ItemEncoder(nn.Module):
+    """Content, ID and CF tokens of every item fused by :class:`TokenFusion`."""
+
+    def __init__(self, features: list[torch.Tensor], cf: torch.Tensor | None, cf_warm: torch.Tensor | None,
+                 n_items: int, dim: int, layernorm: bool) -> None:
+        super().__init__()
+        for index, feat in enumerate(features):
+            self.register_buffer(f"feature_{index}", F.normalize(feat, dim=1), persistent=False)
+        self.n_modalities = len(features)
+        self.mlps = nn.ModuleList(content_mlp(feat.shape[1], dim) for feat in features)
+        self.item_id = nn.Parameter(torch.empty(n_items, dim))
+        nn.init.xavier_uniform_(self.item_id)
+        self.use_cf = cf is not None
+        if self.use_cf:
+            self.cf_proj = _xavier_linear(cf.shape[1], dim)
+            self.register_buffer("cf", cf.clone())
+            self.register_buffer("cf_warm", cf_warm.clone())
+        self.fusion = TokenFusion(dim, layernorm)
+
+    def tokens(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, T, d): content, ID and (when used) CF token of ``items`` (all items when None)."""
+        def rows(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor if items is None else tensor[items]
+
+        content = sum(F.normalize(mlp(rows(getattr(self, f"feature_{m}"))), dim=1) for m, mlp in enumerate(self.mlps))
+        stacked = [content, rows(self.item_id)]
+        if self.use_cf:
+            stacked.append(torch.where(rows(self.cf_warm)[:, None], self.cf_proj(rows(self.cf)), content))
+        return torch.stack(stacked, dim=1)
+
+    def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fusion(self.tokens(items))
+
+
+class BundleEncoder(nn.Module):
+    """Masked self-attention layers over a bundle's items, mean-pooled over real items."""
+
+    def __init__(self, dim: int, n_layers: int, layernorm: bool, residual: bool) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.ModuleDict({
+            "norm": nn.LayerNorm(dim, elementwise_affine=False) if layernorm else nn.Identity(),
+            "q": _xavier_linear(dim, dim, bias=False),
+            "k": _xavier_linear(dim, dim, bias=False),
+            "v": _xavier_linear(dim, dim, bias=False),
+        }) for _ in range(n_layers))
+        self.residual = residual
+        self.scale = dim ** -0.5
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) item representations and (B, L) padding mask → (B, d); every row needs a real item."""
+        key_mask = pad[:, None, :]
+        for layer in self.layers:
+            h = layer["norm"](x)
+            scores = (layer["q"](h) @ layer["k"](h).transpose(1, 2) * self.scale).masked_fill(key_mask, -math.inf)
+            out = torch.softmax(scores, dim=-1) @ layer["v"](h)
+            x = out + x if self.residual else out
+        real = (~pad).unsqueeze(-1).to(x.dtype)
+        return (x * real).sum(1) / real.sum(1)
+
+
+@register
+class CLHE(Recommender):
+    name = "clhe"
+    task = "bundle"
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {
+            "embedding_size": 64,
+            "modalities": None,
+            "fusion_layernorm": False,
+            "bundle_layers": 1,
+            "bundle_layernorm": True,
+            "bundle_residual": False,
+            "item_augment": "modality_dropout",
+            "dropout_rate": 0.2,
+            "noise_weight": 0.02,
+            "cl_alpha": 0.1,
+            "cl_temp": 0.5,
+            "bundle_augment": "item_dropout",
+            "bundle_ratio": 0.5,
+            "bundle_cl_alpha": 2.0,
+            "bundle_cl_temp": 0.05,
+            "cf_source": "auto",
+            "cf_pretrain": {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-4, "epochs": 100, "lr": 5e-3,
+                            "batch_size": 1024, "seed": 2024},
+        }
+
+    def __init__(self, dataset, config, graphs) -> None:
+        super().__init__(dataset, config, graphs)
+        cfg = self.config
+        for key, allowed in (("item_augment", ITEM_AUGMENTS), ("bundle_augment", BUNDLE_AUGMENTS),
+                             ("cf_source", CF_SOURCES)):
+            if cfg[key] not in allowed:
+                raise ValueError(f"model.{key} = '{cfg[key]}' is unknown; use one of {', '.join(allowed)}")
+        if not 0.0 < float(cfg["bundle_ratio"]) <= 1.0:
+            raise ValueError(f"model.bundle_ratio must lie in (0, 1] (share of items kept), got {cfg['bundle_ratio']}")
+        dim = int(cfg["embedding_size"])
+        features = [torch.from_numpy(dataset.features[m]) for m in select_modalities(dataset, cfg["modalities"])]
+        cf, warm = self._cf_embeddings(dataset, graphs)
+        self.encoder = ItemEncoder(features, cf, warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
+        self.decoder = ItemEncoder(features, cf, warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
+        self.bundle_encoder = BundleEncoder(dim, int(cfg["bundle_layers"]), bool(cfg["bundle_layernorm"]),
+                                            bool(cfg["bundle_residual"]))
+        self.projector = _xavier_linear(dim, dim)
+
+    def _cf_embeddings(self, dataset, graphs) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        source = self.config["cf_source"]
+        shipped = getattr(dataset, "cf_features", None)
+        if source == "none":
+            return None, None
+        if source == "dataset" or (source == "auto" and shipped is not None):
+            if shipped is None:
+                raise ValueError(f"model.cf_source = 'dataset' but dataset '{dataset.name}' ships no CF item "
+                                 "embedding (item_cf_feature.pt); use cf_source: lightgcn")
+            warm = np.diff(dataset.csr("train").tocsc().indptr) > 0
+            return torch.from_numpy(np.asarray(shipped, dtype=np.float32)), torch.from_numpy(warm)
+        items, warm = pretrained_item_embeddings(dataset, graphs, self.config["cf_pretrain"],
+                                                 getattr(graphs, "cache_dir", None))
+        return torch.from_numpy(items), torch.from_numpy(warm)
+
+    def _padded_table(self, reps: torch.Tensor) -> torch.Tensor:
+        """Item representations with a zero row appended for the padding index ``n_items``."""
+        return torch.cat([reps, reps.new_zeros(1, reps.shape[1])])
+
+    def encode_bundles(self, table: torch.Tensor, rows: torch.Tensor, pad: int) -> torch.Tensor:
+        """Bundle representations of (B, L) rows of ``table`` padded with the index ``pad``."""
+        return self.bundle_encoder(table[rows], rows == pad)
+
+    def bundle_view(self, rows: torch.Tensor, pad: int) -> torch.Tensor:
+        """The augmented copy of each bundle of (B, L) table rows padded with ``pad``
+        (``bundle_augment``, ``bundle_ratio``); replacements are drawn among the table's rows."""
+        real = rows != pad
+        sizes = real.sum(1, keepdim=True)
+        keep = torch.ceil(sizes * float(self.config["bundle_ratio"])).clamp(min=1)
+        keep = torch.minimum(keep, (sizes - 1).clamp(min=1))
+        keys = torch.rand(rows.shape, device=rows.device).masked_fill(~real, 2.0)
+        ranks = keys.argsort(dim=1).argsort(dim=1)
+        kept = ranks < keep
+        if self.config["bundle_augment"] == "item_replace":
+            random_rows = torch.randint(0, pad, rows.shape, device=rows.device)
+            return torch.where(kept, rows, torch.where(real, random_rows, rows))
+        return torch.where(kept, rows, torch.full_like(rows, pad))
+
+    def item_views(self, tokens: torch.Tensor, reps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two augmented views of the items whose tokens and representations are given (``item_augment``)."""
+        mode = self.config["item_augment"]
+        if mode == "modality_dropout":
+            rate = float(self.config["dropout_rate"])
+            masks = [(torch.rand(tokens.shape[:2], device=tokens.device) >= rate).unsqueeze(-1) for _ in range(2)]
+            return self.encoder.fusion(tokens * masks[0]), self.encoder.fusion(tokens * masks[1])
+        if mode == "feature_dropout":
+            rate = float(self.config["dropout_rate"])
+            return tuple(self.projector(F.dropout(reps, rate, training=True)) for _ in range(2))
+        weight = float(self.config["noise_weight"])
+        return tuple(self.projector(reps + weight * torch.randn_like(reps)) for _ in range(2))
+
+    def loss(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Losses for a (B, L) batch of train bundles padded with ``n_items``.
+
+        The encoder runs on the batch's distinct items only; the decoder on every item.
+        """
+        cfg = self.config
+        present = torch.unique(items[items != self.n_items])
+        local = torch.searchsorted(present, items)
+        tokens = self.encoder.tokens(present)
+        reps = self.encoder.fusion(tokens)
+        table = self._padded_table(reps)
+        bundles = self.encode_bundles(table, local, len(present))
+        logits = bundles @ self.decoder().T
+        target = torch.zeros(items.shape[0], self.n_items + 1, device=items.device)
+        target.scatter_(1, items, 1.0)
+        target = target[:, :-1]
+        recon = -(F.log_softmax(logits, dim=1) * target).sum(1).div(target.sum(1)).mean()
+        item_cl = bundle_cl = logits.new_zeros(())
+        if float(cfg["cl_alpha"]) > 0 and cfg["item_augment"] != "none":
+            view_a, view_b = self.item_views(tokens, reps)
+            item_cl = float(cfg["cl_alpha"]) * info_nce(view_a, view_b, float(cfg["cl_temp"]))
+        if float(cfg["bundle_cl_alpha"]) > 0:
+            augmented = self.encode_bundles(table, self.bundle_view(local, len(present)), len(present))
+            bundle_cl = float(cfg["bundle_cl_alpha"]) * info_nce(bundles, augmented, float(cfg["bundle_cl_temp"]))
+        return {"loss": recon + item_cl + bundle_cl, "recon": recon, "item_cl": item_cl, "bundle_cl": bundle_cl}
+
+    @torch.no_grad()
+    def completion_cache(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(encoder item table with the padding row, decoder item representations)."""
+        return self._padded_table(self.encoder()), self.decoder()
+
+    @torch.no_grad()
+    def complete(self, inputs: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Scores (B × n_items) of every item for partial bundles padded with ``n_items``."""
+        table, decoded = cache if cache is not None else self.completion_cache()
+        return self.encode_bundles(table, inputs, self.n_items) @ decoded.T

@@ -1,0 +1,125 @@
+"""CLHE: learning on planted bundles, loss terms, augmentations, CF pre-training cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.config import resolve
+from recsys.data.clhe_format import write_clhe
+from recsys.graphs import GraphStore
+from recsys.models.bundle_baselines import PopularityCompletion
+from recsys.models.pretrained_cf import pretrained_item_embeddings
+from recsys.training import train
+from recsys.training.bundle_task import BundleTask
+from recsys.training.run import build
+
+SMALL_CF = {"embedding_size": 16, "n_layers": 1, "epochs": 5, "batch_size": 512}
+
+
+def _config(tmp_path, dataset=None, **model):
+    return resolve({
+        "dataset": dataset or {},
+        "run_name": "clhe", "output_dir": str(tmp_path), "cache_dir": str(tmp_path / "cache"), "device": "cpu",
+        "model": {"name": "clhe", "embedding_size": 32, "cf_pretrain": SMALL_CF, **model},
+        "train": {"lr": 5e-3, "batch_size": 64, "epochs": 25, "patience": 6, "progress": False, "monitor": "recall@10",
+                  "weight_decay": 1e-5},
+        "eval": {"ks": [5, 10], "metrics": ["recall", "ndcg"], "batch_size": 256},
+    })
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, bundles):
+    """A run trained end to end from a config whose dataset is the planted bundles in the CLHE layout."""
+    folder = tmp_path_factory.mktemp("clhe_run")
+    write_clhe(bundles, folder / "data")
+    return train(_config(folder, {"format": "clhe", "path": str(folder / "data")})), folder
+
+
+def test_clhe_learns_and_beats_popularity(trained, bundles):
+    results, _ = trained
+    task = BundleTask(bundles, {"batch_size": 64}, {"ks": [5, 10], "metrics": ["recall", "ndcg"], "batch_size": 256},
+                      0, torch.device("cpu"))
+    popularity = task.evaluate(PopularityCompletion(bundles), "test")
+    assert results["test"]["recall@10"] > 1.5 * popularity["recall@10"]
+    assert results["test"]["ndcg@10"] > 1.5 * popularity["ndcg@10"]
+    assert results["best_epoch"] > 1
+
+
+def test_loss_terms_and_gradients(tmp_path, bundles):
+    _, model, task = build(_config(tmp_path), torch.device("cpu"), bundles)
+    (items,) = next(iter(task.batches(1)))
+    losses = model.loss(items)
+    assert set(losses) == {"loss", "recon", "item_cl", "bundle_cl"}
+    assert torch.allclose(losses["loss"], losses["recon"] + losses["item_cl"] + losses["bundle_cl"])
+    assert all(losses[k].item() > 0 for k in losses)
+    losses["loss"].backward()
+    for name, param in model.named_parameters():
+        if not name.startswith("projector"):
+            assert param.grad is not None and torch.isfinite(param.grad).all(), name
+    _, ablated, _ = build(_config(tmp_path / "b", cl_alpha=0.0, bundle_cl_alpha=0.0), torch.device("cpu"), bundles)
+    parts = ablated.loss(items)
+    assert float(parts["item_cl"]) == float(parts["bundle_cl"]) == 0.0
+    assert torch.allclose(parts["loss"], parts["recon"])
+
+
+@pytest.mark.parametrize("augment", ["feature_dropout", "feature_noise"])
+def test_projector_augmentations_train_the_projector(tmp_path, bundles, augment):
+    _, model, task = build(_config(tmp_path, item_augment=augment), torch.device("cpu"), bundles)
+    (items,) = next(iter(task.batches(1)))
+    model.loss(items)["item_cl"].backward()
+    assert model.projector.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("augment", ["item_dropout", "item_replace"])
+def test_bundle_view_keeps_a_share_of_each_bundle(tmp_path, bundles, augment):
+    _, model, _ = build(_config(tmp_path, bundle_augment=augment, bundle_ratio=0.5), torch.device("cpu"), bundles)
+    pad = 50
+    rows = torch.tensor([[3, 4, 5, 6, pad, pad], [7, 8, pad, pad, pad, pad], [9, pad, pad, pad, pad, pad],
+                         [10, 11, 12, 13, 14, 15]])
+    for _ in range(20):
+        view = model.bundle_view(rows, pad)
+        for original, augmented in zip(rows.tolist(), view.tolist()):
+            real = [r for r in original if r != pad]
+            same = sum(v == o for v, o in zip(augmented, original) if o != pad)
+            expected = min(max(int(np.ceil(len(real) * 0.5)), 1), max(len(real) - 1, 1))
+            n_real = sum(v != pad for v in augmented)
+            if augment == "item_dropout":
+                assert same == n_real == expected
+                assert all(v in (o, pad) for v, o in zip(augmented, original))
+            else:  # replacements may coincide with the original item
+                assert same >= expected and n_real == len(real)
+
+
+def test_completion_ignores_input_order_and_padding(trained, bundles):
+    _, folder = trained
+    _, model, task = build(_config(folder), torch.device("cpu"), bundles)
+    model.eval()
+    cache = model.completion_cache()
+    pad = bundles.n_items
+    a = torch.tensor([[5, 17, 42, pad]])
+    b = torch.tensor([[42, pad, 5, 17, pad, pad]])
+    assert torch.allclose(model.complete(a, cache), model.complete(b, cache), atol=1e-5)
+
+
+def test_items_without_feedback_use_the_content_token(tmp_path, bundles):
+    _, model, _ = build(_config(tmp_path), torch.device("cpu"), bundles)
+    warm = model.encoder.cf_warm
+    assert (~warm).any() and warm.any()
+    tokens = model.encoder.tokens()
+    assert torch.equal(tokens[~warm, 2], tokens[~warm, 0])
+    assert not torch.allclose(tokens[warm, 2], tokens[warm, 0])
+
+
+def test_cf_pretraining_is_cached_and_keeps_the_random_state(tmp_path, bundles):
+    graphs = GraphStore(bundles, "cpu")
+    torch.manual_seed(5)
+    first, warm = pretrained_item_embeddings(bundles, graphs, SMALL_CF, tmp_path)
+    after_miss = torch.rand(3)
+    torch.manual_seed(5)
+    second, _ = pretrained_item_embeddings(bundles, graphs, SMALL_CF, tmp_path)
+    after_hit = torch.rand(3)
+    assert len(list((tmp_path / "clhe_cf").glob("*.npy"))) == 1
+    assert np.array_equal(first, second) and torch.equal(after_miss, after_hit)
+    assert first.shape == (bundles.n_items, 16)
+    assert np.array_equal(warm, np.asarray(bundles.csr("train").sum(0)).ravel() > 0)
