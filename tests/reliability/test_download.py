@@ -116,7 +116,8 @@ def test_download_verifies_places_atomically_and_skips_present_files(server, tmp
     assert (folder / "text_feat.npy").read_bytes() == feat
     assert not list(folder.glob("*.part"))
     manifest = json.loads((folder / "download.json").read_text())
-    assert {f["name"]: f["sha256"] for f in manifest["files"]} == {"train.npy": _sha(train), "text_feat.npy": _sha(feat)}
+    recorded = {f["name"]: f["sha256"] for f in manifest["files"]}
+    assert recorded == {"train.npy": _sha(train), "text_feat.npy": _sha(feat)}
     assert all(line.startswith("downloaded") and "verified" in line for line in lines)
 
     n_requests = len(server.requests)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="the notebook test needs the dev extra (nbformat, nbclient, ipykernel)")
-nbclient = pytest.importorskip("nbclient", reason="the notebook test needs the dev extra (nbformat, nbclient, ipykernel)")
+NEEDS = "the notebook test needs the dev extra (nbformat, nbclient, ipykernel)"
+nbformat = pytest.importorskip("nbformat", reason=NEEDS)
+nbclient = pytest.importorskip("nbclient", reason=NEEDS)
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipynb"
 
