@@ -77,3 +77,19 @@ def test_tensorboard_requested_but_missing_is_a_config_error(planted, tmp_path, 
 def test_tensorboard_off_by_default_writes_nothing(planted, tmp_path):
     _trainer(planted, tmp_path, epochs=1).fit()
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_cli_tensorboard_flag_logs_the_run_and_survives_in_its_config(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from recsys.cli import main
+    from recsys.config import load_yaml
+
+    code = main(["train", "--tensorboard", "--set", f"output_dir={tmp_path}", "run_name=run", "model.name=bpr",
+                 "train.epochs=2", "train.progress=false", "dataset.synthetic.n_users=120",
+                 "dataset.synthetic.n_items=60"])
+    assert code == 0
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert load_yaml(tmp_path / "run" / "config.yaml")["train"]["tensorboard"] is True
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--tensorboard"]) == 2
+    assert "apply to new runs" in capsys.readouterr().err
