@@ -76,8 +76,8 @@ class RunRecommender:
         self._cache = None
         self._user_index = {str(raw): index for index, raw in enumerate(dataset.user_ids)}
         self._item_index = {str(raw): index for index, raw in enumerate(dataset.item_ids)}
-        self._user_raw = np.asarray(dataset.user_ids).astype(str)
-        self._item_raw = np.asarray(dataset.item_ids).astype(str)
+        self._user_raw = pa.array(np.asarray(dataset.user_ids).astype(str))
+        self._item_raw = pa.array(np.asarray(dataset.item_ids).astype(str))
         self._exclusions: dict[str, sp.csr_matrix | None] = {}
 
     @torch.no_grad()
@@ -125,8 +125,8 @@ class RunRecommender:
         return self._exclusions[mode]
 
     def top_k(self, users: np.ndarray, k: int, exclude: str = "train", batch_size: int = 4096,
-              progress: bool = False) -> Iterator[pd.DataFrame]:
-        """Top-``k`` rows (user, rank, item, score) for user indices ``users``, one frame per batch."""
+              progress: bool = False) -> Iterator[pa.Table]:
+        """Top-``k`` rows (user, rank, item, score) for user indices ``users``, one table per batch."""
         if k < 1 or batch_size < 1:
             raise ValueError(f"k and batch_size must be positive, got k={k}, batch_size={batch_size}")
         excluded = self.exclusion(exclude)
@@ -139,12 +139,12 @@ class RunRecommender:
                 values, items = values.cpu().numpy(), items.cpu().numpy()
                 keep = values > -np.inf
                 rows, cols = np.nonzero(keep)
-                yield pd.DataFrame({
-                    "user": self._user_raw[batch[rows]],
+                yield pa.table({
+                    "user": self._user_raw.take(batch[rows]),
                     "rank": (cols + 1).astype(np.int32),
-                    "item": self._item_raw[items[rows, cols]],
+                    "item": self._item_raw.take(items[rows, cols]),
                     "score": values[rows, cols].astype(np.float32),
-                })
+                }, schema=SCHEMA)
                 bar.update(len(batch))
 
     def recommend(self, user_raw_ids: Sequence, k: int = 10, exclude: str = "train", batch_size: int = 4096,
@@ -153,11 +153,7 @@ class RunRecommender:
         if isinstance(user_raw_ids, (str, bytes)):
             user_raw_ids = [user_raw_ids]
         users, _ = self.user_indices(list(user_raw_ids), skip_unknown)
-        frames = list(self.top_k(users, k, exclude, batch_size))
-        if not frames:
-            return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in
-                                 (("user", str), ("rank", np.int32), ("item", str), ("score", np.float32))})
-        return pd.concat(frames, ignore_index=True)
+        return pa.concat_tables([SCHEMA.empty_table(), *self.top_k(users, k, exclude, batch_size)]).to_pandas()
 
     def score(self, users: Sequence, items: Sequence, batch_size: int = 4096) -> np.ndarray:
         """Scores of the aligned (raw user id, raw item id) pairs, float32, no exclusion."""
@@ -231,13 +227,13 @@ class _Writer:
         else:
             self._sink = open(path, "w", encoding="utf-8")
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, table: pa.Table) -> None:
         if self.fmt == "jsonl":
-            if len(frame):
-                text = frame.to_json(orient="records", lines=True, double_precision=15)
+            if table.num_rows:
+                text = table.to_pandas().to_json(orient="records", lines=True, double_precision=15)
                 self._sink.write(text if text.endswith("\n") else text + "\n")
         else:
-            self._sink.write_table(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False))
+            self._sink.write_table(table)
 
     def close(self) -> None:
         self._sink.close()
@@ -270,9 +266,9 @@ def export(recommender: RunRecommender, k: int = 50, users: str | Path = "all", 
     with io.atomic_path(out) as tmp:
         writer = _Writer(tmp, fmt)
         try:
-            for frame in recommender.top_k(indices, k, exclude, batch_size, progress):
-                writer.write(frame)
-                rows += len(frame)
+            for table in recommender.top_k(indices, k, exclude, batch_size, progress):
+                writer.write(table)
+                rows += table.num_rows
         finally:
             writer.close()
         manifest = _manifest(recommender, k, exclude, fmt, source, requested, unknown, indices, shard, rows,
