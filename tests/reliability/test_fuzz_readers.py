@@ -1,7 +1,8 @@
 """Fuzzing the dataset readers: every corruption gives a clear DataError or the same dataset.
 
-A small valid dataset is written in each file layout (rearm, mmrec, recbole) by the project's
-writers; hypothesis then picks one file and one corruption (truncation, empty file, wrong
+A small valid dataset is written in each file layout (rearm, mmrec, recbole, and the clhe
+bundle layout) by the project's writers (the BundleRec CSV layout, which has no writer, gets
+targeted cases); hypothesis then picks one file and one corruption (truncation, empty file, wrong
 header, wrong dtype, wrong shape, out-of-range or negative ids, NaN features, ragged rows,
 ...) and reads the folder back with :func:`recsys.data.loading.load_dataset`. Each corruption
 has a known right answer:
@@ -456,3 +457,172 @@ def test_absurd_id_without_an_id_list_is_a_data_error(tmp_path):
     folder = _mmrec_folder(tmp_path, "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n1\t999999999999\t0\n")
     with pytest.raises(DataError, match="line 4"):
         _read(folder, "mmrec")
+
+
+# ----------------------------------------------------------------------------- bundle layouts
+def _base_bundles():
+    from recsys.data.bundles import BundleDataset, split_bundles
+
+    rng = np.random.default_rng(5)
+    n_users, n_items, n_bundles = 6, 10, 12
+    pairs = np.unique(np.stack([np.repeat(np.arange(n_bundles), 4), rng.integers(0, n_items, 4 * n_bundles)]), axis=1)
+    parts = split_bundles(pairs, n_bundles, (0.6, 0.2, 0.2), seed=1)
+    owner = rng.integers(0, n_users, n_bundles)
+    ui = np.unique(np.stack([owner[parts["train"][0]], parts["train"][1]]), axis=1)
+    empty = np.zeros((2, 0), dtype=np.int64)
+    return BundleDataset(name="bundles", n_users=n_users, n_items=n_items, train=ui, valid=empty, test=empty,
+                         features={"text": rng.standard_normal((n_items, 3)).astype(np.float32)},
+                         user_ids=np.char.add("u", np.arange(n_users).astype(str)),
+                         item_ids=np.char.add("i", np.arange(n_items).astype(str)),
+                         n_bundles=n_bundles, bundle_pairs=parts,
+                         bundle_ids=np.char.add("b", np.arange(n_bundles).astype(str)))
+
+
+def bundle_canonical(ds) -> dict:
+    """A bundle dataset in raw-id space: user-item pairs, every bundle part, features."""
+    out = {"sizes": (ds.n_users, ds.n_items, ds.n_bundles),
+           "ui": sorted(zip(ds.user_ids[ds.train[0]].tolist(), ds.item_ids[ds.train[1]].tolist()))}
+    for part, (bundles, items) in ds.bundle_pairs.items():
+        out[part] = sorted(zip(ds.bundle_ids[bundles].tolist(), ds.item_ids[items].tolist()))
+    for modality, feat in ds.features.items():
+        out[f"feat/{modality}"] = {str(ds.item_ids[r]): feat[r].tobytes() for r in range(ds.n_items)}
+    return out
+
+
+def _set_line_field(values):
+    """Replace one field of a "row, item, item" line (all drawn values are invalid there)."""
+    def corrupt(path, draw):
+        lines = _lines(path)
+        row = draw(st.integers(0, len(lines) - 1))
+        fields = lines[row].split(", ")
+        fields[draw(st.integers(0, len(fields) - 1))] = draw(values)
+        lines[row] = ", ".join(fields)
+        _write_lines(path, lines)
+        return ERROR, row + 1
+    corrupt.__name__ = "bad_set_field"
+    return corrupt
+
+
+def blank_lines(path, draw):
+    lines = _lines(path)
+    lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["", " ", ",", " , "])))
+    _write_lines(path, lines)
+    return SAME, None
+
+
+def bad_count(path, draw):
+    import json
+
+    counts = json.loads(path.read_text())
+    key = draw(st.sampled_from(sorted(counts)))
+    choice = draw(st.sampled_from(["drop", "text", "smaller", "negative"]))
+    if choice == "drop":
+        del counts[key]
+    elif choice == "text":
+        counts[key] = "many"
+    else:
+        counts[key] = counts[key] - 1 if choice == "smaller" else -1
+    path.write_text(json.dumps(counts))
+    return ERROR, None
+
+
+def fewer_id_lines(path, draw):
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join(lines[: draw(st.integers(0, len(lines) - 1))]))
+    return ERROR, None
+
+
+SET_FILE = [_set_line_field(st.sampled_from(["abc", "1.5", "-1", "99", "1e3", "0x2"])), blank_lines, crlf, repeat_line]
+CLHE_TARGETS = ([("count.json", c) for c in (bad_count, empty_file, truncate_bytes)]
+                + [(f, c) for f in ("ui_full.txt", "bi_train.txt", "bi_valid_gt.txt") for c in SET_FILE]
+                + [("text_feat.npy", c) for c in FEAT_NPY]
+                + [(f, fewer_id_lines) for f in ("user_ids.txt", "item_ids.txt", "bundle_ids.txt")])
+
+
+@pytest.fixture(scope="module")
+def pristine_clhe(tmp_path_factory):
+    from recsys.data.clhe_format import write_clhe
+
+    folder = tmp_path_factory.mktemp("pristine_clhe") / "clhe"
+    base = _base_bundles()
+    write_clhe(base, folder)
+    assert bundle_canonical(load_dataset({"format": "clhe", "path": str(folder)})) == bundle_canonical(base)
+    return folder, bundle_canonical(base)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, phases=[Phase.generate, Phase.shrink],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_corrupted_clhe_folder_gives_data_error_or_the_same_dataset(pristine_clhe, data):
+    source, original = pristine_clhe
+    file_name, corruption = data.draw(st.sampled_from(CLHE_TARGETS), label="file, corruption")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "clhe"
+        shutil.copytree(source, folder)
+        expectation, line = corruption(folder / file_name, data.draw)
+        try:
+            ds = _read(folder, "clhe")
+        except (DataError, ConfigError) as exc:
+            message = str(exc)
+            assert expectation == ERROR, f"{corruption.__name__} on {file_name} must read fine: {message}"
+            assert file_name in message, f"the error does not name {file_name}: {message}"
+            if line is not None:
+                assert f"line {line}" in message, f"the error does not name line {line}: {message}"
+            return
+        assert expectation == SAME, f"{corruption.__name__} on {file_name} was accepted: a silently wrong dataset"
+        assert bundle_canonical(ds) == original, f"{corruption.__name__} on {file_name} changed the dataset"
+
+
+def _bundle_csv_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "bundle_item.csv").write_text("bundle ID,item ID\n10,501\n10,502\n11,502\n11,503\n12,501\n12,503\n"
+                                            "13,502\n13,504\n14,501\n14,504\n")
+    (folder / "user_bundle.csv").write_text("user ID,bundle ID,timestamp\n7,10,1\n7,11,1\n8,12,1\n9,13,1\n9,14,1\n")
+    (folder / "user_item.csv").write_text("user ID,item ID,timestamp\n7,501,1\n7,502,1\n7,503,1\n8,501,1\n")
+    return folder
+
+
+def _bundle_csv(folder: Path):
+    return load_dataset({"format": "bundle_csv", "path": str(folder), "modalities": [],
+                         "split_ratios": [0.6, 0.2, 0.2]})
+
+
+@pytest.mark.parametrize("value", ["abc", "", "nan", "5x"])
+def test_bundle_csv_non_integer_id_names_file_and_line(tmp_path, value):
+    folder = _bundle_csv_folder(tmp_path / "csv")
+    lines = (folder / "bundle_item.csv").read_text().splitlines()
+    lines[4] = f"11,{value}"
+    (folder / "bundle_item.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"bundle_item.csv line 5, column 'item ID'"):
+        _bundle_csv(folder)
+
+
+def test_bundle_csv_missing_column_is_a_data_error(tmp_path):
+    folder = _bundle_csv_folder(tmp_path / "csv")
+    (folder / "user_item.csv").write_text("user,item ID,timestamp\n7,501,1\n")
+    with pytest.raises(DataError, match=r"user_item.csv lacks column\(s\) \['user ID'\]"):
+        _bundle_csv(folder)
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
+def test_bundle_csv_fractional_id_is_not_truncated(tmp_path):
+    """recsys/data/bundle_csv.py _int_column: pandas.to_numeric reads "502.7" as 502.7 and
+    ``to_numpy(dtype=np.int64)`` truncates it to 502, so the row silently joins item 502 (a
+    different item than the file names) instead of being reported."""
+    folder = _bundle_csv_folder(tmp_path / "csv")
+    text = (folder / "bundle_item.csv").read_text().replace("11,503\n", "11,502.7\n")
+    (folder / "bundle_item.csv").write_text(text)
+    with pytest.raises(DataError, match=r"bundle_item.csv line 5"):
+        _bundle_csv(folder)
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
+def test_bundle_csv_extra_field_on_the_first_data_line_is_reported_there(tmp_path):
+    """recsys/data/bundle_csv.py _read_csv: the same implicit-index behaviour of pandas as in
+    read_tsv (a first data row with one field too many becomes the index): the error names
+    line 3 and the column 'item ID' with value '' instead of line 2's extra field."""
+    folder = _bundle_csv_folder(tmp_path / "csv")
+    text = (folder / "bundle_item.csv").read_text().replace("10,501\n", "10,501,7\n", 1)
+    (folder / "bundle_item.csv").write_text(text)
+    with pytest.raises(DataError, match=r"bundle_item.csv line 2"):
+        _bundle_csv(folder)
