@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dir")
     plot.set_defaults(func=_cmd_plot)
 
-    data = sub.add_parser("data", help="inspect or convert datasets")
+    data = sub.add_parser("data", help="inspect, convert or download datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     info = data_sub.add_parser("info", help="print users, items, interactions per split, sparsity, features")
     info.add_argument("path")
