@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 from typing import Any
 
@@ -52,8 +53,18 @@ def run_study(spec: StudySpec) -> dict[str, Any]:
                                      name=f"recsys-tune-{index}") for index in range(spec.workers)]
         for process in processes:
             process.start()
-        for process in processes:
-            process.join()
+
+        def stop_workers(signum, frame):
+            for process in processes:
+                process.terminate()  # their running trials are failed and retried on resume
+            raise SystemExit(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, stop_workers)
+        try:
+            for process in processes:
+                process.join()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         bad = {p.name: p.exitcode for p in processes if p.exitcode != 0}
         if bad:
             raise RuntimeError(f"tuning workers exited with errors {bad}; see their log above. Re-running the same "

@@ -20,8 +20,8 @@ from optuna.trial import TrialState
 
 from recsys.training import NonFiniteLossError, train
 from recsys.tuning.spec import StudySpec
-from recsys.tuning.storage import (WORKER_ATTR, AdmissionLock, fail_orphaned_trials, open_storage, storage_url,
-                                   worker_identity)
+from recsys.tuning.storage import (WORKER_ATTR, AdmissionLock, fail_orphaned_trials, open_storage,
+                                   retry_failed_trial, storage_url, worker_identity)
 
 log = logging.getLogger("recsys.tune")
 
@@ -86,6 +86,8 @@ def _counts(study: optuna.Study) -> tuple[int, int]:
 def run_worker(spec: StudySpec, worker_index: int = 0, n_workers: int = 1, deadline: float | None = None) -> int:
     """Run trials until ``spec.trials`` are finished (or ``deadline``); returns trials run here.
 
+    Ctrl-C fails the running trial (Optuna) and queues it again, so re-running resumes it.
+
     Deciding to start a trial and creating it happen under the study folder's admission lock,
     counting RUNNING trials of the other workers, so the study never overshoots ``spec.trials``
     on one machine; a worker waits while the remaining trials are running elsewhere (they may
@@ -116,6 +118,10 @@ def run_worker(spec: StudySpec, worker_index: int = 0, n_workers: int = 1, deadl
                 time.sleep(POLL_SECONDS)
                 continue
             study.optimize(objective, n_trials=1, catch=(NonFiniteLossError,))
+        except KeyboardInterrupt:
+            if objective.last_number is not None:  # Optuna failed the interrupted trial: queue it again
+                retry_failed_trial(study, study.get_trials(deepcopy=False)[objective.last_number])
+            raise
         finally:
             gate.release()
         ran += 1
@@ -126,7 +132,6 @@ def run_worker(spec: StudySpec, worker_index: int = 0, n_workers: int = 1, deadl
                 raise StudyExhaustedError(f"{failures} trials failed in this worker (diverging losses); narrow the "
                                           f"search space of {spec.name} (e.g. lower train.lr)")
     return ran
-
 
 
 def run_worker_process(spec: StudySpec, worker_index: int, n_workers: int, deadline: float | None) -> None:

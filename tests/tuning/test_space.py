@@ -168,3 +168,28 @@ def test_shipped_study_files_are_valid(path, monkeypatch):
             pytest.skip(f"{path.name}: its model is not in the registry yet ({exc})")
         raise
     assert spec.space.params and spec.trials > 0
+
+
+def test_cmaes_sampler_drives_a_float_space(tmp_path):
+    pytest.importorskip("cmaes")
+    path = _study_file(tmp_path, sampler={"name": "cmaes", "seed": 0, "n_startup_trials": 1},
+                       space={"train.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                              "model.reg_weight": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True}})
+    spec = load_spec(path)
+    study = optuna.create_study(sampler=spec.make_sampler(), direction="maximize")
+    for _ in range(4):
+        trial = study.ask()
+        values = spec.space.suggest(trial)
+        study.tell(trial, -abs(values["train.lr"] - 1e-2))
+    assert isinstance(study.sampler, optuna.samplers.CmaEsSampler)
+    assert all(1e-4 <= t.params["train.lr"] <= 1e-1 for t in study.trials)
+
+
+def test_pruners_are_built_with_their_arguments(tmp_path):
+    spec = load_spec(_study_file(tmp_path, pruner={"name": "hyperband", "min_resource": 5, "reduction_factor": 2}))
+    pruner = spec.make_pruner()
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert (pruner._min_resource, pruner._reduction_factor) == (5, 2)
+    assert isinstance(load_spec(_study_file(tmp_path)).make_pruner(), optuna.pruners.MedianPruner)
+    assert isinstance(load_spec(_study_file(tmp_path, pruner={"name": "none"})).make_pruner(),
+                      optuna.pruners.NopPruner)

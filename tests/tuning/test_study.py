@@ -170,3 +170,54 @@ def test_kill_minus_nine_then_rerun_completes_the_requested_trials(tmp_path):
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == trials[1].params
+
+
+def test_trials_share_the_graph_cache(searched):
+    """The user-item graph is built by the first trial and only read by the later ones."""
+    spec, _ = searched
+    entries = list((spec.study_dir / "cache").rglob("user_item-*.pt"))
+    assert len(entries) == 1
+    second_start = _study(spec).trials[1].datetime_start.timestamp()
+    assert entries[0].stat().st_mtime < second_start
+
+
+def _fake_train(error):
+    def fake(config, run_dir=None, on_evaluate=None, **_):
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "last.pt").write_bytes(b"checkpoint")
+        raise error
+    return fake
+
+
+def test_diverging_trials_fail_and_a_hopeless_study_stops(tmp_path, monkeypatch):
+    from recsys.training import NonFiniteLossError
+    from recsys.tuning import worker
+
+    monkeypatch.setattr(worker, "train", _fake_train(NonFiniteLossError("loss is nan")))
+    spec = load_spec(_study_file(tmp_path, storage="journal", trials=2))
+    open_study(spec)
+    with pytest.raises(worker.StudyExhaustedError, match="narrow the search space"):
+        worker.run_worker(spec)
+    trials = _study(spec).trials
+    assert len(trials) == 4 and all(t.state == TrialState.FAIL for t in trials)
+    assert not list((spec.study_dir / "trials").rglob("*.pt"))  # checkpoints of failed trials are removed
+
+
+def test_ctrl_c_queues_the_interrupted_trial_again(tmp_path, monkeypatch):
+    from recsys.tuning import worker
+
+    monkeypatch.setattr(worker, "train", _fake_train(KeyboardInterrupt()))
+    spec = load_spec(_study_file(tmp_path, storage="journal"))
+    open_study(spec)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_worker(spec)
+    first, retry = _study(spec).trials
+    assert first.state == TrialState.FAIL and retry.state == TrialState.WAITING
+    assert retry.params == first.params and retry.system_attrs["failed_trial"] == first.number
+
+
+def test_no_trial_starts_after_the_timeout(tmp_path):
+    spec = load_spec(_study_file(tmp_path, storage="journal"), timeout=0)
+    result = run_study(spec)
+    assert result["trials"] == 0 and "best" not in result
+    assert not (spec.study_dir / "best.yaml").exists() and (spec.study_dir / "trials.csv").exists()
