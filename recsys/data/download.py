@@ -8,7 +8,8 @@ For each file:
 1. a file already in place is kept when its recorded size and sha256 match (no network);
 2. bytes are written to ``<file>.part``; an existing ``.part`` is resumed with an HTTP range
    request ``Range: bytes=<part size>-`` (RFC 9110 §14.2); a server that ignores the range
-   (status 200) restarts the file from byte 0;
+   (status 200) restarts the file from byte 0, one that answers with another range has the
+   ``.part`` discarded and the file fetched again;
 3. a connection that drops mid-file is retried from the byte where it stopped, ``retries``
    times with exponential back-off; after that the ``.part`` is kept for the next run;
 4. the finished ``.part`` is checked against the recorded size and sha256 (a mismatch
@@ -197,8 +198,13 @@ def _attempt(spec: FileSpec, part: Path, timeout: float, progress: bool) -> None
                 return
             part.unlink(missing_ok=True)
             raise _Interrupted("the server rejected the resume offset; restarting the file")
-        if offset and (status != 206 or _content_range_start(response.headers.get("Content-Range")) != offset):
-            offset = 0  # the server sent the whole file: start over
+        start = 0 if status == 200 else _content_range_start(response.headers.get("Content-Range"))
+        if start != offset:
+            if status != 200:
+                part.unlink(missing_ok=True)
+                raise _Interrupted(f"the server answered a request for bytes {offset}- with the range starting at "
+                                   f"{start}; restarting the file")
+            offset = 0  # the server ignored the range and sent the whole file: start over
         length = response.headers.get("Content-Length")
         expected = offset + int(length) if length is not None and length.isdigit() else None
         total = expected if expected is not None else spec.size

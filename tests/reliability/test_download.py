@@ -28,6 +28,7 @@ class _Server:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
         self.no_range: set[str] = set()
+        self.wrong_range: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -51,6 +52,8 @@ class _Server:
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return
+                    if self.path in server.wrong_range:
+                        start = 0
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
@@ -186,6 +189,16 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     (tmp_path / "f.npy.part").write_bytes(b"stale bytes from another file")
     fetched = fetch_file(spec, tmp_path, retries=0, progress=False)
     assert fetched.path.read_bytes() == body
+
+
+def test_answer_from_another_offset_restarts_the_file(server, tmp_path):
+    body = _blob(30_000, 12)
+    spec = _spec(server.add("/f.npy", body), body, "f.npy")
+    server.wrong_range.add("/f.npy")
+    (tmp_path / "f.npy.part").write_bytes(body[:1000])
+    fetched = fetch_file(spec, tmp_path, retries=1, backoff=0, progress=False)
+    assert fetched.path.read_bytes() == body
+    assert server.requests == [("/f.npy", "bytes=1000-"), ("/f.npy", None)]
 
 
 def test_complete_part_is_finished_after_416(server, tmp_path):
