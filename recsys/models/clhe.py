@@ -5,7 +5,9 @@ for Bundle Construction", WSDM 2024 (arXiv 2310.18770); specs/clhe.md.
 
 Item encoder (level 1). For item i, three d-dimensional tokens:
   c_i = Σ_m norm(MLP_m(norm(x_i^m)))   with MLP_m: D_m → D_m → 256 → d (ReLU between),
-  e_i   a learned ID embedding (xavier-uniform),
+  e_i   a learned ID embedding (xavier-uniform); with ``cold_id_token = "content"``, an item in
+        no train bundle (whose ID embedding never receives a reconstruction gradient) uses
+        c_i instead, as items without user-item interactions do for the CF token,
   f_i = W_cf g_i + b for an item with user-item interactions (g_i: pre-trained LightGCN
         embedding, :mod:`recsys.models.pretrained_cf`), else f_i = c_i.
 Fusion by one self-attention layer over the tokens T_i = norm([c_i; e_i; f_i]) (optionally
@@ -51,6 +53,7 @@ from recsys.nn.modalities import select_modalities
 ITEM_AUGMENTS = ("modality_dropout", "feature_dropout", "feature_noise", "none")
 BUNDLE_AUGMENTS = ("item_dropout", "item_replace")
 CF_SOURCES = ("auto", "lightgcn", "dataset", "none")
+COLD_ID_TOKENS = ("learned", "content")
 
 
 def _xavier_linear(n_in: int, n_out: int, bias: bool = True) -> nn.Linear:
@@ -87,8 +90,9 @@ class ItemEncoder(nn.Module):
     """Content, ID and CF tokens of every item fused by :class:`TokenFusion`."""
 
     def __init__(self, features: list[torch.Tensor], cf: torch.Tensor | None, cf_warm: torch.Tensor | None,
-                 n_items: int, dim: int, layernorm: bool) -> None:
+                 id_warm: torch.Tensor, n_items: int, dim: int, layernorm: bool) -> None:
         super().__init__()
+        self.register_buffer("id_warm", id_warm.clone())
         for index, feat in enumerate(features):
             self.register_buffer(f"feature_{index}", F.normalize(feat, dim=1), persistent=False)
         self.n_modalities = len(features)
@@ -108,7 +112,7 @@ class ItemEncoder(nn.Module):
             return tensor if items is None else tensor[items]
 
         content = sum(F.normalize(mlp(rows(getattr(self, f"feature_{m}"))), dim=1) for m, mlp in enumerate(self.mlps))
-        stacked = [content, rows(self.item_id)]
+        stacked = [content, torch.where(rows(self.id_warm)[:, None], rows(self.item_id), content)]
         if self.use_cf:
             stacked.append(torch.where(rows(self.cf_warm)[:, None], self.cf_proj(rows(self.cf)), content))
         return torch.stack(stacked, dim=1)
@@ -154,6 +158,7 @@ class CLHE(Recommender):
             "embedding_size": 64,
             "modalities": None,
             "fusion_layernorm": False,
+            "cold_id_token": "learned",
             "bundle_layers": 1,
             "bundle_layernorm": True,
             "bundle_residual": False,
@@ -175,7 +180,7 @@ class CLHE(Recommender):
         super().__init__(dataset, config, graphs)
         cfg = self.config
         for key, allowed in (("item_augment", ITEM_AUGMENTS), ("bundle_augment", BUNDLE_AUGMENTS),
-                             ("cf_source", CF_SOURCES)):
+                             ("cf_source", CF_SOURCES), ("cold_id_token", COLD_ID_TOKENS)):
             if cfg[key] not in allowed:
                 raise ValueError(f"model.{key} = '{cfg[key]}' is unknown; use one of {', '.join(allowed)}")
         if not 0.0 < float(cfg["bundle_ratio"]) <= 1.0:
@@ -183,8 +188,11 @@ class CLHE(Recommender):
         dim = int(cfg["embedding_size"])
         features = [torch.from_numpy(dataset.features[m]) for m in select_modalities(dataset, cfg["modalities"])]
         cf, warm = self._cf_embeddings(dataset, graphs)
-        self.encoder = ItemEncoder(features, cf, warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
-        self.decoder = ItemEncoder(features, cf, warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
+        id_warm = torch.ones(self.n_items, dtype=torch.bool)
+        if cfg["cold_id_token"] == "content":
+            id_warm = torch.from_numpy(np.bincount(dataset.bundle_pairs["train"][1], minlength=self.n_items) > 0)
+        self.encoder = ItemEncoder(features, cf, warm, id_warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
+        self.decoder = ItemEncoder(features, cf, warm, id_warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
         self.bundle_encoder = BundleEncoder(dim, int(cfg["bundle_layers"]), bool(cfg["bundle_layernorm"]),
                                             bool(cfg["bundle_residual"]))
         self.projector = _xavier_linear(dim, dim)

@@ -109,6 +109,18 @@ def test_items_without_feedback_use_the_content_token(tmp_path, bundles):
     tokens = model.encoder.tokens()
     assert torch.equal(tokens[~warm, 2], tokens[~warm, 0])
     assert not torch.allclose(tokens[warm, 2], tokens[warm, 0])
+    assert torch.equal(tokens[:, 1], model.encoder.item_id), "learned ID tokens for every item by default"
+
+
+def test_cold_id_token_replaces_ids_of_items_in_no_train_bundle(tmp_path, bundles):
+    _, model, _ = build(_config(tmp_path, cold_id_token="content"), torch.device("cpu"), bundles)
+    in_train = torch.from_numpy(np.bincount(bundles.bundle_pairs["train"][1], minlength=bundles.n_items) > 0)
+    assert (~in_train).any()
+    tokens = model.encoder.tokens()
+    assert torch.equal(tokens[~in_train, 1], tokens[~in_train, 0])
+    assert torch.equal(tokens[in_train, 1], model.encoder.item_id[in_train])
+    subset = torch.tensor([0, 5, 7])
+    assert torch.allclose(model.encoder.tokens(subset), tokens[subset], atol=1e-6)
 
 
 def test_cf_pretraining_is_cached_and_keeps_the_random_state(tmp_path, bundles):
