@@ -2,21 +2,22 @@
 
 An entry is ``<cache_dir>/<fingerprint>/<builder>-<hash>.pt`` where the hash is a SHA-256 of
 the builder name and its parameters as canonical JSON, so equal parameters always map to the
-same file. Entries are written atomically (temporary file in the same folder, then
-``os.replace``). An entry that cannot be read, or that holds a different builder/parameters,
-is rebuilt and rewritten with a warning instead of failing the run.
+same file. Entries are written atomically with :func:`recsys.io.torch_save` (temporary file
+in the same folder, then ``os.replace``). An entry that cannot be read, or that holds another
+builder's graph or other parameters, is rebuilt and rewritten with a warning, never fatal.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from recsys.io import torch_save
 
 FORMAT = 1
 
@@ -75,16 +76,5 @@ class GraphCache:
                 warnings.warn(f"graph cache entry {path} is unusable ({type(exc).__name__}: {exc}); "
                               f"rebuilding it", RuntimeWarning, stacklevel=2)
         graph = build()
-        self._write(path, _pack(graph, builder, params))
+        torch_save(_pack(graph, builder, params), path)
         return graph
-
-    def _write(self, path: Path, entry: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.stem}-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(entry, file)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

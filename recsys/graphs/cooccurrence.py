@@ -2,8 +2,8 @@
 
 For a binary incidence matrix M (n nodes × m contexts) the co-occurrence counts are C = M Mᵀ
 with a zero diagonal: items, M = Rᵀ, C_I(i, j) = number of users with both i and j; users,
-M = R, C_U(u, v) = number of items both have. C is computed in blocks of rows (a sparse
-product, then the block made dense, c × n), so memory is O(chunk × n) and C is never held.
+M = R, C_U(u, v) = number of items both have. C is computed as sparse products in blocks of
+rows, each block bounded in size, so C is never held whole (nor ever dense).
 
 Each row keeps its top-k neighbours by count (ties: lower index first) with weights
 softmax(kept counts). The REARM reference code treats two kinds of rows specially, and so do
@@ -24,8 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys.graphs.knn import default_chunk, to_csr
-from recsys.graphs.topk import topk_rows
+from recsys.graphs.knn import BLOCK_ELEMENTS, to_csr
 
 PADDINGS = ("resample", "none")
 
@@ -37,26 +36,52 @@ def _binary(incidence: sp.spmatrix) -> sp.csr_matrix:
     return matrix
 
 
+def _row_blocks(matrix: sp.csr_matrix, transpose: sp.csr_matrix, chunk_size: int | None) -> list[tuple[int, int]]:
+    """Row ranges whose products hold at most BLOCK_ELEMENTS entries (or ``chunk_size`` rows)."""
+    n = matrix.shape[0]
+    if chunk_size:
+        return [(start, min(start + int(chunk_size), n)) for start in range(0, n, int(chunk_size))]
+    bound = matrix @ np.diff(transpose.indptr).astype(np.float64)     # ≥ nonzeros of each row of C
+    blocks, start, total = [], 0, 0.0
+    for row, size in enumerate(bound):
+        if row > start and total + size > BLOCK_ELEMENTS:
+            blocks.append((start, row))
+            start, total = row, 0.0
+        total += size
+    blocks.append((start, n))
+    return blocks
+
+
 def cooccurrence_topk(incidence: sp.spmatrix, k: int,
                       chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k counts of C = M Mᵀ (zero diagonal) per row: (counts, indices, n_neighbours).
 
-    ``counts``/``indices`` are n × min(k, n) (best first; entries past ``n_neighbours[i]`` are
-    zero counts and carry no meaning); ``n_neighbours[i]`` = min(k, nonzeros of row i of C).
+    ``counts``/``indices`` are n × min(k, n), best first (count descending, then index
+    ascending); entries past ``n_neighbours[i]`` = min(k, nonzeros of row i of C) are zero.
+    C is a sparse product in blocks of rows (``chunk_size`` rows, or as many as keep a block
+    under BLOCK_ELEMENTS entries); each block is sorted by (row, count desc, column).
     """
     matrix = _binary(incidence)
     transpose = matrix.T.tocsr()
     n = matrix.shape[0]
     k = min(int(k), n)
-    chunk = int(chunk_size) if chunk_size else default_chunk(n)
-    counts = torch.empty(n, k)
-    indices = torch.empty(n, k, dtype=torch.long)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        block = torch.from_numpy((matrix[start:stop] @ transpose).toarray())
-        block[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
-        counts[start:stop], indices[start:stop] = topk_rows(block, k)
-    return counts, indices, (counts > 0).sum(dim=1)
+    counts = np.zeros((n, k), dtype=np.float32)
+    indices = np.zeros((n, k), dtype=np.int64)
+    n_neighbours = np.zeros(n, dtype=np.int64)
+    for start, stop in _row_blocks(matrix, transpose, chunk_size):
+        block = (matrix[start:stop] @ transpose).tocoo()
+        off_diagonal = block.row + start != block.col
+        rows, cols = block.row[off_diagonal].astype(np.int64), block.col[off_diagonal].astype(np.int64)
+        values = np.rint(block.data[off_diagonal]).astype(np.int64)
+        order = np.lexsort((cols, -values, rows))
+        rows, cols, values = rows[order], cols[order], values[order]
+        first = np.searchsorted(rows, np.arange(stop - start))
+        rank = np.arange(rows.size) - first[rows]
+        kept = rank < k
+        counts[rows[kept] + start, rank[kept]] = values[kept]
+        indices[rows[kept] + start, rank[kept]] = cols[kept]
+        n_neighbours[start:stop] = np.minimum(np.bincount(rows, minlength=stop - start), k)
+    return torch.from_numpy(counts), torch.from_numpy(indices), torch.from_numpy(n_neighbours)
 
 
 def _padded_positions(n_neighbours: torch.Tensor, k: int, seed: int) -> torch.Tensor:

@@ -26,7 +26,6 @@ import torch
 from recsys.graphs.knn import (MARGIN, as_float32, cosine_topk, default_chunk, exact_topk, highest_precision,
                               neighbour_graph)
 from recsys.graphs.sparse import to_torch_csr
-from recsys.graphs.topk import topk_rows
 
 METHODS = ("direct", "gram")
 
@@ -79,7 +78,7 @@ def _gram_candidates(mean_np: sp.csr_matrix, x: torch.Tensor, k: int,
         left = torch.sparse.mm(rows, gram)                       # R̄_c K, c × I
         sims = torch.sparse.mm(mean, left.T.contiguous()).T       # R̄_c K R̄ᵀ, c × U
         sims = sims * inverse[start:start + chunk, None] * inverse[None, :]
-        values[start:start + chunk], indices[start:start + chunk] = topk_rows(sims, k)
+        values[start:start + chunk], indices[start:start + chunk] = torch.topk(sims, k, dim=1)
     return values, indices, error
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recsys.graphs.topk import merge_topk, sort_rows, topk_rows
+from recsys.graphs.topk import sort_rows, topk_rows
 
 BLOCK_ELEMENTS = 1 << 25  # floats in one block of similarities (128 MiB)
 MARGIN = 8                # candidates kept beyond k for the exact decision
@@ -60,25 +60,29 @@ def _inverse_norms(x: torch.Tensor, chunk: int) -> torch.Tensor:
     return out
 
 
+def _merge(values: torch.Tensor, indices: torch.Tensor, new_values: torch.Tensor, new_indices: torch.Tensor,
+           k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest of two candidate lists per row (ties in any order), largest first."""
+    values, position = torch.topk(torch.cat([values, new_values], dim=1), k, dim=1)
+    return values, torch.cat([indices, new_indices], dim=1).gather(1, position)
+
+
 def _symmetric_topk(unit: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 top-k of unit @ unitᵀ per row, computing each block of pairs once."""
+    """Float32 top-k candidates of unit @ unitᵀ per row (largest first, ties in any order),
+    computing each block of pairs once."""
     n = unit.shape[0]
     best_values = torch.full((n, k), -torch.inf, device=unit.device)
     best_indices = torch.full((n, k), n, dtype=torch.long, device=unit.device)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         sims = unit[start:stop] @ unit[start:].T
-        values, indices = topk_rows(sims, k)
-        best_values[start:stop], best_indices[start:stop] = merge_topk(
+        values, indices = torch.topk(sims, min(k, n - start), dim=1)
+        best_values[start:stop], best_indices[start:stop] = _merge(
             best_values[start:stop], best_indices[start:stop], values, indices + start, k)
         if stop < n:
-            values, indices = topk_rows(sims[:, stop - start:].T, k)
-            pad = k - values.shape[1]
-            if pad:
-                values = torch.cat([values, values.new_full((values.shape[0], pad), -torch.inf)], dim=1)
-                indices = torch.cat([indices, indices.new_full((indices.shape[0], pad), n - start)], dim=1)
-            best_values[stop:], best_indices[stop:] = merge_topk(
-                best_values[stop:], best_indices[stop:], values, indices + start, k)
+            values, indices = torch.topk(sims[:, stop - start:], min(k, stop - start), dim=0)
+            best_values[stop:], best_indices[stop:] = _merge(
+                best_values[stop:], best_indices[stop:], values.T, indices.T + start, k)
     return best_values, best_indices
 
 
@@ -86,9 +90,9 @@ def exact_topk(points: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
                error: torch.Tensor | float, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact top-k cosine neighbours of every row of ``points`` from float32 candidates.
 
-    ``values``/``indices`` (n × kk, kk ≥ k, best first) are approximate similarities within
-    ``error`` (a float or one bound per row) of the exact ones, and hold every column whose
-    approximate similarity exceeds the last one kept. Returns (values, indices), n × k, each
+    ``values``/``indices`` (n × kk, kk ≥ k, largest first, ties in any order) are approximate
+    similarities within ``error`` (a float or one bound per row) of the exact ones, and hold
+    every column whose approximate similarity exceeds the last one kept. Returns (values, indices), n × k, each
     row by ascending index; the values of settled rows are the float32 candidates (within
     ``error`` of the exact ones), the others exact.
     """

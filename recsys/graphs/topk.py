@@ -22,12 +22,14 @@ def topk_rows(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     Returns (values, column indices), each rows × min(k, n), ordered by value descending then
     index ascending; among entries equal to a row's k-th value the lower indices are kept.
     """
-    k = min(int(k), values.shape[1])
-    top_values, top_indices = torch.topk(values, k, dim=1)
-    if k == 0:
-        return top_values, top_indices
+    n = values.shape[1]
+    k = min(int(k), n)
+    top_values, top_indices = torch.topk(values, min(k + 1, n), dim=1)
+    if k == 0 or k == n:
+        return sort_rows(top_values, top_indices)
+    tied = (top_values[:, k] == top_values[:, k - 1]).nonzero().flatten()   # k-th value also outside
+    top_values, top_indices = top_values[:, :k], top_indices[:, :k]
     kth = top_values[:, -1:]
-    tied = ((values >= kth).sum(dim=1) > k).nonzero().flatten()
     if tied.numel():
         sub, sub_kth = values[tied], kth[tied]
         greater = sub > sub_kth
@@ -38,10 +40,3 @@ def topk_rows(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
         top_indices[tied] = columns
         top_values[tied] = sub.gather(1, columns)
     return sort_rows(top_values, top_indices)
-
-
-def merge_topk(values_a: torch.Tensor, indices_a: torch.Tensor, values_b: torch.Tensor,
-               indices_b: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise top-k of the union of two candidate lists over disjoint column sets."""
-    values, indices = sort_rows(torch.cat([values_a, values_b], dim=1), torch.cat([indices_a, indices_b], dim=1))
-    return values[:, :k], indices[:, :k]

@@ -81,7 +81,8 @@ def test_a_failed_write_leaves_no_entry(tmp_path, monkeypatch):
     cache = GraphCache(tmp_path, "abc")
 
     def broken_save(obj, file):
-        file.write(b"partial")
+        with open(file, "wb") as handle:
+            handle.write(b"partial")
         raise OSError("disk full")
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):

@@ -1,0 +1,101 @@
+"""Build every REARM graph for Clothing and record time and peak memory (issue 2/3).
+
+Clothing train split (39,387 users, 23,033 items) with stand-in item features of the paper's
+shapes (image 4096-d, text 384-d; seeded standard-normal float32, since the real features
+are not available here) and the published Clothing hyper-parameters: user_knn_k 45,
+item_knn_k 10 (co-occurrence k the same), u/i_mm_image_weight 0.1, uu_co_weight 0.7,
+ii_co_weight 0.1. Every graph goes through :class:`recsys.graphs.GraphStore` (no disk cache),
+components first, so the homography steps time only the mixing. Peak memory is the process
+peak resident set size (ru_maxrss) after each step, which includes the 412 MB of features.
+Target (issue 3): all graphs < 10 s on 2 cores, peak < 3 GB. The machine is shared: the load
+average and process CPU time are recorded next to wall time.
+
+    python bench/rearm_graphs.py [--user-knn-method direct|gram] [--skip image] [--name NAME]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+
+from recsys import io  # noqa: E402
+from recsys.data.rearm import read_rearm  # noqa: E402
+from recsys.graphs import GraphStore  # noqa: E402
+
+SHAPES = {"image": 4096, "text": 384}
+USER_K, ITEM_K = 45, 10
+U_IMAGE, I_IMAGE, UU_CO, II_CO = 0.1, 0.1, 0.7, 0.1
+
+
+def _nnz(graph: torch.Tensor) -> int:
+    return int(graph._nnz())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--user-knn-method", choices=["direct", "gram"], default="direct")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(SHAPES),
+                        help="modalities left out (their kNN graphs are not built; mixing uses the rest)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default=None, help="key of this run in the results file")
+    parser.add_argument("--out", type=Path, default=RESULTS / "rearm_graphs.json")
+    args = parser.parse_args()
+
+    dataset = read_rearm(SHARED_DATA / "amazon" / "clothing", name="clothing")
+    rng = np.random.default_rng(0)
+    modalities = [m for m in SHAPES if m not in args.skip]
+    dataset.features = {m: rng.standard_normal((dataset.n_items, SHAPES[m]), dtype=np.float32) for m in modalities}
+    store = GraphStore(dataset, args.device, user_knn_method=args.user_knn_method)
+
+    def mixture(image_weight: float) -> dict[str, float]:
+        if len(modalities) == 1:
+            return {modalities[0]: 1.0}
+        return {"image": image_weight, "text": 1.0 - image_weight}
+
+    steps = [("user_item", store.user_item)]
+    for m in modalities:
+        steps.append((f"item_knn[{m}, k={ITEM_K}]", lambda m=m: store.item_knn({m: 1.0}, ITEM_K)))
+    for m in modalities:
+        steps.append((f"user_interest_knn[{m}, k={USER_K}]", lambda m=m: store.user_interest_knn({m: 1.0}, USER_K)))
+    steps += [
+        (f"item_cooccurrence[k={ITEM_K}]", lambda: store.item_cooccurrence(ITEM_K)),
+        (f"user_cooccurrence[k={USER_K}]", lambda: store.user_cooccurrence(USER_K)),
+        ("item_homography (mixing)", lambda: store.item_homography(mixture(I_IMAGE), ITEM_K, II_CO)),
+        ("user_homography (mixing)", lambda: store.user_homography(mixture(U_IMAGE), USER_K, UU_CO)),
+    ]
+    load_start = os.getloadavg()[0]
+    records = []
+    for name, build in steps:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        graph = build()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        records.append({"graph": name, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+                        "nnz": _nnz(graph), "peak_rss_mb_so_far": round(peak_memory_mb(), 1)})
+        print(f"{name:36s} {seconds:8.2f} s  cpu {cpu:8.2f} s  nnz {_nnz(graph):>10d}  "
+              f"peak {peak_memory_mb():7.0f} MB  load {os.getloadavg()[0]:.1f}", flush=True)
+    total = sum(r["seconds"] for r in records)
+    run = {
+        "user_knn_method": args.user_knn_method, "modalities": {m: SHAPES[m] for m in modalities},
+        "device": args.device, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "graphs": records, "total_seconds": round(total, 2),
+        "total_cpu_seconds": round(sum(r["cpu_seconds"] for r in records), 2),
+        "peak_rss_mb": round(peak_memory_mb(), 1), "commit": commit(), "torch": torch.__version__,
+    }
+    print(f"total {total:.1f} s, peak {peak_memory_mb():.0f} MB")
+    results = read_json(args.out, {"benchmark": __doc__.split("\n\n")[0], "target": {"seconds": 10, "peak_gb": 3},
+                                   "runs": {}})
+    results["runs"][args.name or f"{args.user_knn_method}-{'+'.join(modalities)}"] = run
+    io.write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main()
