@@ -32,9 +32,10 @@ PUBLISHED = {  # test Recall@20 / NDCG@20 from specs/protocol.md
 }
 REGS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
 GRIDS = {
-    "full": {"lightgcn": {"n_layers": [1, 2, 3, 4], "reg_weight": REGS}, "bpr": {"reg_weight": REGS}},
+    "full": {"lightgcn": {"n_layers": [1, 2, 3, 4], "reg_weight": REGS},
+             "bpr": {"reg_weight": [1.0, 1e-1, *REGS]}},
     "reduced": {"lightgcn": {"n_layers": [2, 4], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-5, 1e-3]}},
-    "single": {"lightgcn": {"n_layers": [3], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-5]}},
+    "single": {"lightgcn": {"n_layers": [3], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-2]}},
 }
 OUT = RESULTS / "id_baselines.json"
 
@@ -80,7 +81,7 @@ def select(runs: list[dict]) -> dict:
     return max(runs, key=lambda r: r["valid"]["recall@20"])
 
 
-def summarise(runs: dict, settings: dict) -> dict:
+def summarise(runs: dict) -> dict:
     selected = {}
     for (dataset, model), (pub_recall, pub_ndcg) in PUBLISHED.items():
         candidates = [r for r in runs.values() if r["dataset"] == dataset and r["model"] == model]
@@ -96,7 +97,7 @@ def summarise(runs: dict, settings: dict) -> dict:
             "relative_gap": {"recall@20": best["test"]["recall@20"] / pub_recall - 1,
                              "ndcg@20": best["test"]["ndcg@20"] / pub_ndcg - 1},
         }
-    return {"commit": commit(), "protocol": "specs/protocol.md (valid-only selection)", "settings": settings,
+    return {"commit": commit(), "protocol": "specs/protocol.md (valid-only selection)",
             "selected": selected, "runs": runs}
 
 
@@ -117,10 +118,7 @@ def main() -> None:
         print(json.dumps(run_single(json.loads(args.single))))
         return
 
-    settings = {"grid": args.grid, "max_epochs": args.max_epochs, "eval_every": args.eval_every,
-                "patience_evaluations": args.patience, "jobs": args.jobs, "threads": args.threads or None}
-    state = read_json(OUT, {"runs": {}})
-    runs = state.get("runs", {})
+    runs = read_json(OUT, {"runs": {}}).get("runs", {})
     specs = []
     for dataset, model in itertools.product(args.datasets, args.models):
         for params in grid_points(GRIDS[args.grid][model]):
@@ -143,12 +141,15 @@ def main() -> None:
         print(f"{spec['key']}: done in {time.time() - started:.0f} s", flush=True)
         return spec["key"], json.loads(proc.stdout.strip().splitlines()[-1])
 
+    def record(key: str, result: dict) -> None:
+        merged = read_json(OUT, {"runs": {}}).get("runs", {})  # other benchmark processes may have written
+        merged[key] = result
+        io.write_json(OUT, summarise(merged))
+
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for key, result in pool.map(launch, specs):
             if result is not None:
-                runs[key] = result
-                io.write_json(OUT, summarise(runs, settings))
-    io.write_json(OUT, summarise(runs, settings))
+                record(key, result)
 
 
 if __name__ == "__main__":
