@@ -41,6 +41,10 @@ _PATH_SEPARATOR = re.compile(r",(?! )")
 def _read_csv(path: Path, columns: list[str], what: str) -> pd.DataFrame:
     require_file(path, what)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes the leading column(s) as the index when line 2 has more fields than the header
+        raise DataError(f"{path} line 2 has more comma-separated fields than the header's {len(frame.columns)}; "
+                        f"every line needs the header's number of fields")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{path} lacks column(s) {missing}; its header is {list(frame.columns)} "
@@ -50,7 +54,7 @@ def _read_csv(path: Path, columns: list[str], what: str) -> pd.DataFrame:
 
 def _int_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy())
+    bad = np.flatnonzero((values.isna() | (values != values.round())).to_numpy())
     if bad.size:
         raise DataError(f"{path} line {bad[0] + 2}, column '{column}': '{frame[column].iloc[bad[0]]}' is not an "
                         f"integer id; fix or remove the row")

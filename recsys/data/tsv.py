@@ -31,6 +31,10 @@ def read_tsv(path: Path, what: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"file {path} is not a valid tab-separated file: {exc}; "
                         f"every line needs the same number of tab-separated fields as the header") from exc
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes the leading column(s) as the index when line 2 has more fields than the header
+        raise DataError(f"file {path} line 2 has more tab-separated fields than the header's {len(frame.columns)}; "
+                        f"every line needs the same number of tab-separated fields as the header")
     return frame
 
 
@@ -46,13 +50,27 @@ def int_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     values = frame[column].to_numpy(dtype=str)
     try:
         return values.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
-    parsed = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
-    bad = np.flatnonzero(~np.isfinite(parsed) | (parsed != np.round(parsed)))
-    row = int(bad[0]) if bad.size else 0
+    row = _first_non_integer(values)
     raise DataError(f"file {path} line {line_of(row)}, column '{column}': value '{values[row]}' is not "
                     f"an integer; ids in this column must be whole numbers")
+
+
+def _first_non_integer(values: np.ndarray) -> int:
+    """Position of the first value that numpy cannot read as an int64 (as ``int(value)`` parses).
+
+    Plain decimal literals of up to 18 digits always parse, so only the other values are tried.
+    """
+    candidates = np.flatnonzero(~pd.Series(values).str.fullmatch(r"\s*[+-]?\d{1,18}\s*").to_numpy(dtype=bool))
+    for row in candidates:
+        try:
+            if -2**63 <= int(values[row]) < 2**63:
+                continue
+        except ValueError:
+            pass
+        return int(row)
+    return 0
 
 
 def float_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:

@@ -223,13 +223,13 @@ def set_cell(column, values):
     return corrupt
 
 
-# "1e3" and "2.0" are left out until the int_column bug below is fixed (see KNOWN_BUGS).
-NOT_AN_INTEGER = st.sampled_from(["abc", "1.5", "", "nan", "0x1", "--1", "2.0.1", "inf", "1,5", "½"])
+NOT_AN_INTEGER = st.sampled_from(["abc", "1.5", "", "nan", "1e3", "2.0", "0x1", "--1", "2.0.1", "inf", "1,5", "½",
+                                  "99999999999999999999"])
 
 
 def extra_field(path, draw):
     lines = _lines(path)
-    row = draw(st.integers(2, len(lines) - 1))  # line 2 left out until the read_tsv bug is fixed (KNOWN_BUGS)
+    row = _data_line(lines, draw)
     lines[row] += "\t" + draw(st.sampled_from(["0", "x", ""]))
     _write_lines(path, lines)
     return ERROR, row + 1
@@ -419,23 +419,16 @@ def _mmrec_folder(tmp_path: Path, text: str) -> Path:
     return folder
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
 def test_float_formatted_id_is_reported_at_its_own_line(tmp_path):
-    """recsys/data/tsv.py int_column: "1e3" fails astype(int64) but pandas.to_numeric reads it
-    as the whole number 1000.0, so no row is flagged and the message names line 2 and its
-    (valid) value instead of the bad cell."""
+    """Found by the fuzzing: int_column reported line 2 for "1e3" (pandas reads it as 1000.0)."""
     folder = _mmrec_folder(tmp_path, "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n1e3\t1\t0\n")
     with pytest.raises(DataError, match="line 4, column 'userID': value '1e3'"):
         _read(folder, "mmrec")
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
 def test_extra_field_on_the_first_data_line_is_not_taken_as_an_index(tmp_path):
-    """recsys/data/tsv.py read_tsv: when line 2 has one field more than the header, pandas
-    silently uses the first column as the row index and shifts the others. A one-row file
-    then reads as a different interaction (here user 1 / item 0 instead of an error); longer
-    files fail later with a message about the wrong line and column (pass index_col=False
-    and check the field counts, or reject a non-RangeIndex)."""
+    """Found by the fuzzing: with one field too many on line 2 pandas used the first column as
+    the index and shifted the others, so a one-row file read as user 1 / item 0."""
     folder = _mmrec_folder(tmp_path, "userID\titemID\tx_label\n0\t1\t0\t0\n")
     with pytest.raises(DataError, match="line 2"):
         _read(folder, "mmrec")
@@ -604,11 +597,8 @@ def test_bundle_csv_missing_column_is_a_data_error(tmp_path):
         _bundle_csv(folder)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
 def test_bundle_csv_fractional_id_is_not_truncated(tmp_path):
-    """recsys/data/bundle_csv.py _int_column: pandas.to_numeric reads "502.7" as 502.7 and
-    ``to_numpy(dtype=np.int64)`` truncates it to 502, so the row silently joins item 502 (a
-    different item than the file names) instead of being reported."""
+    """Found by the fuzzing: "502.7" was truncated to item 502."""
     folder = _bundle_csv_folder(tmp_path / "csv")
     text = (folder / "bundle_item.csv").read_text().replace("11,503\n", "11,502.7\n")
     (folder / "bundle_item.csv").write_text(text)
@@ -616,11 +606,8 @@ def test_bundle_csv_fractional_id_is_not_truncated(tmp_path):
         _bundle_csv(folder)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
 def test_bundle_csv_extra_field_on_the_first_data_line_is_reported_there(tmp_path):
-    """recsys/data/bundle_csv.py _read_csv: the same implicit-index behaviour of pandas as in
-    read_tsv (a first data row with one field too many becomes the index): the error names
-    line 3 and the column 'item ID' with value '' instead of line 2's extra field."""
+    """Found by the fuzzing: the same implicit pandas index as in read_tsv."""
     folder = _bundle_csv_folder(tmp_path / "csv")
     text = (folder / "bundle_item.csv").read_text().replace("10,501\n", "10,501,7\n", 1)
     (folder / "bundle_item.csv").write_text(text)
