@@ -1,4 +1,5 @@
 import argparse
+import hashlib
 import json
 
 import numpy as np
@@ -197,7 +198,6 @@ def test_cli_export_of_a_trained_run(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
     manifest = json.loads(manifest_path(out).read_text())
     assert manifest["rows"] == 25 * 7 and manifest["model"] == "bpr" and manifest["k"] == 7
-    import hashlib
     assert manifest["checkpoint"]["sha256"] == hashlib.sha256((run_dir / "best.pt").read_bytes()).hexdigest()
     assert manifest["files"][0]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     rec = load_run(run_dir, device="cpu")
