@@ -1,4 +1,4 @@
-"""Command line: ``recsys train | evaluate | plot | data info | data convert | data download``.
+"""Command line: ``recsys train | evaluate | tune | export | plot | data info | convert | download``.
 
 ``recsys train`` with no arguments trains LightGCN on the built-in synthetic dataset and
 prints a metrics table.
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from recsys.config import ConfigError, load_yaml, merge, parse_overrides, resolve
+from recsys.export import add_export_parser
 from recsys.tuning.cli import add_tune_parser
 
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(func=_cmd_evaluate)
     add_tune_parser(sub)
+    add_export_parser(sub)
 
     plot = sub.add_parser("plot", help="write PNG training curves (loss terms, valid Recall/NDCG) into a run folder")
     plot.add_argument("run_dir")
