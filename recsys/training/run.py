@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from recsys import io
-from recsys.config import dump_yaml, load_yaml, resolve
+from recsys.config import ConfigError, dump_yaml, load_yaml, resolve
 from recsys.data.loading import load_dataset
 from recsys.graphs import GraphStore
 from recsys.models import get_model_class
@@ -69,7 +69,10 @@ def build(config: dict, device: torch.device, dataset=None):
     graphs = GraphStore(dataset, device, cache_dir=config["cache_dir"])
     seed_everything(int(config["seed"]))
     model_cls = get_model_class(config["model"]["name"])
-    model = model_cls(dataset, config["model"], graphs).to(device)
+    try:
+        model = model_cls(dataset, config["model"], graphs).to(device)
+    except ValueError as exc:
+        raise ConfigError(f"model '{config['model']['name']}' rejects its configuration: {exc}") from exc
     task = make_task(getattr(model_cls, "task", "interaction"), dataset, config, device)
     return dataset, model, task
 
