@@ -1,7 +1,7 @@
 """Models: a registry of ``Recommender`` classes, one file each."""
 from recsys.models.base import Recommender
 from recsys.models.registry import available_models, get_model_class, register
-from recsys.models import bpr, lightgcn  # noqa: F401  (registration)
+from recsys.models import bpr, lightgcn, rearm  # noqa: F401  (registration)
 from recsys.models import clhe  # noqa: F401  (registration: bundle completion)
 
 __all__ = ["Recommender", "available_models", "get_model_class", "register"]

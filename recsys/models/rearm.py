@@ -1,0 +1,294 @@
+"""REARM: refining contrastive learning and homography relations for multi-modal recommendation.
+
+Ma, Zeng, Wu, Xu, ACM MM 2025 (arXiv 2508.13745); reference code github.com/MrShouxingMa/REARM.
+Notation as in ``specs/rearm.md``: U users, I items, d = ``embedding_size``, modalities
+m = 1..M with item features X_m (I × D_m), r = ``rank``.
+
+1. Homography. Items: H_I = [E_I ‖ X_1 W_1 + b_1 ‖ … ‖ X_M W_M + b_M], propagated
+   ``n_ii_layers`` times over G_I = ii_co_weight·C_I + (1 − ii_co_weight)·S_I (item
+   co-occurrence and semantic kNN graphs), last layer kept, rows L2-normalised, split into
+   e_I and v_I^m. Users likewise with [E_U ‖ P_1 W'_1 + b'_1 ‖ …] over G_U, where P_m is the
+   mean of the user's train items' features, giving e_U and u^m.
+2. Attention integration (items): per modality s_m = PReLU(LN(v^m + SelfAttn_m(v^m))), with
+   attention over the d entries of the vector (tokens of size 1, ``recsys.nn.attention``).
+   Then c_m = PReLU(LN(s_m + CrossAttn_m(query = s_other, key = value = s_m))): for M = 2
+   s_other is the other modality (the reference's t→v and v→t steps); for M > 2 it is the
+   mean of the other modalities (our generalisation); for M = 1 only the self-attention
+   step exists and c_1 = s_1. LN and PReLU are one module each, shared by every step (as in
+   the reference). Users' modality vectors only pass through the PReLU.
+3. Heterography: F⁰ = [u^1 ‖ … ‖ u^M ; c_1 ‖ … ‖ c_M] and Z⁰ = [e_U ; e_I] are propagated
+   ``n_layers`` times over the normalised user-item graph Â; F and Z are the layer means.
+4. Shared knowledge (meta-network): κ = Linear_type(F) (Md → d, one per node type), detached.
+   Per node, MLP_1 and MLP_2 (Linear(d → dr) → PReLU → Linear(dr → dr) → L2-normalise; two
+   per node type) give W_1 (d × r) and W_2 (r × d); the mean of each over the nodes of that
+   type is added as a bias, W_1 is softmax-normalised over its d axis and W_2 over its r
+   axis; share = (Z W_1) W_2.
+5. Representation: [PReLU(F^1) + Z ‖ … ‖ PReLU(F^M) + Z ‖ PReLU(share) + Z] ((M + 1)·d);
+   score(u, i) = dot product.
+
+Loss per batch of (u, p, n) triples: BPR + ``cl_loss_weight``·(InfoNCE(F^a, F^b) over the
+batch's unique items (positives and negatives) + the same over its unique users, with
+temperature ``cl_tmp``) + ``diff_loss_weight``·(orthogonality(F^a, F^b) over the batch's
+users + over its positive items, duplicates kept, as in the reference). With M > 2 both
+terms are averaged over the modality pairs a < b (for M = 2 that is the reference's single
+pair); with M = 1 there is no pair and both terms are zero. L2 regularisation is the
+optimiser's weight decay (the reference uses AdamW with weight_decay = reg_weight and
+lr 5e-5; see configs/models/rearm.yaml).
+
+Implementation choices (same function as the reference, less work):
+- Fixed user interest (default, ``train_user_interest: false``). The published GPU runs
+  trained the item feature tables but not the user interest tables (``nn.Parameter(..).to(cuda)``
+  returns a plain tensor there). With P_m fixed, P_m W = R̄ (X_m⁰ W) for the row-normalised
+  train matrix R̄ and the initial item table X_m⁰, so the I × D_m table is projected and
+  aggregated sparsely instead of multiplying the U × D_m table on every batch. Users without
+  train items get P_m = 0, hence only the bias. ``train_user_interest: true`` learns P_m
+  (the reference's behaviour on CPU).
+- The reference recomputes the whole forward pass per batch and builds every node's
+  representation; the forward pass here also runs once per batch (every parameter changes
+  each step), but the softmaxes of the meta factors and the final representations are only
+  formed for the batch's nodes (the bias needs the MLP outputs of all nodes, which are
+  computed), and the graphs, their transposes and R̄ are built once, on the model's device.
+- Attention dropout masks: drop probability rounded to a multiple of 2⁻¹⁶ (see
+  ``recsys.nn.attention``).
+"""
+from __future__ import annotations
+
+from itertools import combinations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys.losses import bpr_loss, info_nce, orthogonality_loss
+from recsys.models.base import Recommender
+from recsys.models.registry import register
+from recsys.nn import compact_csr, propagate, sparse_matmul
+from recsys.nn.attention import ScalarTokenAttention
+
+
+def _transpose_csr(adj: torch.Tensor) -> torch.Tensor:
+    return compact_csr(adj.t().to_sparse_csr())
+
+
+class _MetaFactor(nn.Module):
+    """Linear(d → d·r) → PReLU → Linear(d·r → d·r) → L2-normalise (reference ``MLP``)."""
+
+    def __init__(self, dim: int, rank: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(dim, dim * rank)
+        self.act = nn.PReLU()
+        self.out = nn.Linear(dim * rank, dim * rank)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.out(self.act(self.hidden(x))), dim=-1)
+
+
+@register
+class REARM(Recommender):
+    name = "rearm"
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {
+            "embedding_size": 64,
+            "modalities": None,
+            "item_modality_weights": None,
+            "user_modality_weights": None,
+            "n_layers": 4,
+            "n_ii_layers": 1,
+            "n_uu_layers": 1,
+            "item_knn_k": 10,
+            "user_knn_k": 40,
+            "ii_co_weight": 0.2,
+            "uu_co_weight": 0.4,
+            "rank": 3,
+            "s_drop": 0.4,
+            "m_drop": 0.6,
+            "cl_tmp": 0.6,
+            "cl_loss_weight": 5e-6,
+            "diff_loss_weight": 5e-5,
+            "train_user_interest": False,
+        }
+
+    def __init__(self, dataset, config, graphs) -> None:
+        super().__init__(dataset, config, graphs)
+        cfg = self.config
+        self.modalities = _select_modalities(dataset, cfg["modalities"])
+        item_weights = _modality_weights(cfg["item_modality_weights"], self.modalities, "item_modality_weights")
+        user_weights = _modality_weights(cfg["user_modality_weights"], self.modalities, "user_modality_weights")
+        d = self.dim = int(cfg["embedding_size"])
+        self.rank = int(cfg["rank"])
+        self.n_layers, self.n_ii_layers, self.n_uu_layers = (int(cfg[k]) for k in ("n_layers", "n_ii_layers", "n_uu_layers"))
+        self.train_user_interest = bool(cfg["train_user_interest"])
+
+        self.user_id = nn.Parameter(torch.empty(self.n_users, d))
+        self.item_id = nn.Parameter(torch.empty(self.n_items, d))
+        nn.init.normal_(self.user_id, std=0.1)
+        nn.init.normal_(self.item_id, std=0.1)
+        features = {m: torch.as_tensor(dataset.features[m], dtype=torch.float32) for m in self.modalities}
+        self.item_features = nn.ParameterList([nn.Parameter(features[m].clone()) for m in self.modalities])
+        self.item_proj = nn.ModuleList([nn.Linear(features[m].shape[1], d) for m in self.modalities])
+        self.user_proj = nn.ModuleList([nn.Linear(features[m].shape[1], d) for m in self.modalities])
+        for linear in (*self.item_proj, *self.user_proj):
+            nn.init.xavier_normal_(linear.weight)
+        if self.train_user_interest:
+            self.user_interest = nn.ParameterList(
+                [nn.Parameter(graphs.user_interest(m).detach().float().clone()) for m in self.modalities])
+        else:
+            for index, m in enumerate(self.modalities):
+                self.register_buffer(f"initial_features_{index}", features[m].clone(), persistent=False)
+            mean_items = compact_csr(graphs.user_mean_items())
+            self.register_buffer("mean_items", mean_items, persistent=False)
+            self.register_buffer("mean_items_t", _transpose_csr(mean_items), persistent=False)
+
+        self.norm = nn.LayerNorm(d)
+        self.act = nn.PReLU()
+        self.self_attention = nn.ModuleList([ScalarTokenAttention(float(cfg["s_drop"])) for _ in self.modalities])
+        n_cross = len(self.modalities) if len(self.modalities) > 1 else 0
+        self.cross_attention = nn.ModuleList([ScalarTokenAttention(float(cfg["m_drop"])) for _ in range(n_cross)])
+
+        n_mod = len(self.modalities)
+        self.user_knowledge = nn.Linear(n_mod * d, d)
+        self.item_knowledge = nn.Linear(n_mod * d, d)
+        self.user_factor_in, self.user_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
+        self.item_factor_in, self.item_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
+
+        item_graph = compact_csr(graphs.item_homography(
+            modality_weights=item_weights, k=int(cfg["item_knn_k"]), co_weight=float(cfg["ii_co_weight"])))
+        user_graph = compact_csr(graphs.user_homography(
+            modality_weights=user_weights, k=int(cfg["user_knn_k"]), co_weight=float(cfg["uu_co_weight"])))
+        self.register_buffer("item_graph", item_graph, persistent=False)
+        self.register_buffer("item_graph_t", _transpose_csr(item_graph), persistent=False)
+        self.register_buffer("user_graph", user_graph, persistent=False)
+        self.register_buffer("user_graph_t", _transpose_csr(user_graph), persistent=False)
+        self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
+
+    # ----------------------------------------------------------------------------- forward
+    def _user_modalities(self) -> list[torch.Tensor]:
+        """P_m W'_m + b'_m for every modality (U × d each)."""
+        if self.train_user_interest:
+            return [proj(p) for proj, p in zip(self.user_proj, self.user_interest)]
+        out = []
+        for index, proj in enumerate(self.user_proj):
+            projected = getattr(self, f"initial_features_{index}") @ proj.weight.T
+            mean = sparse_matmul(self.mean_items, projected, adj_t=self.mean_items_t)
+            out.append(mean + proj.bias)
+        return out
+
+    def _homography(self, graph, graph_t, ids, parts, n_layers) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = propagate(graph, torch.cat([ids, *parts], dim=1), n_layers, adj_t=graph_t, combine="last")
+        h = F.normalize(h, dim=1)
+        ids_out, *modal = h.split(self.dim, dim=1)
+        return ids_out, modal
+
+    def _integrate(self, modal: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Self-attention per modality, then cross-attention from the other modalities."""
+        own = [self.act(self.norm(x + attn(x, x))) for x, attn in zip(modal, self.self_attention)]
+        if len(own) == 1:
+            return own
+        out = []
+        for index, (x, attn) in enumerate(zip(own, self.cross_attention)):
+            others = torch.stack([o for j, o in enumerate(own) if j != index]).mean(0)
+            out.append(self.act(self.norm(x + attn(others, x))))
+        return out
+
+    def _propagated(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """F ((U+I) × Md, modality parts) and Z ((U+I) × d, ids) after heterography."""
+        item_parts = [proj(x) for proj, x in zip(self.item_proj, self.item_features)]
+        item_ids, item_modal = self._homography(self.item_graph, self.item_graph_t, self.item_id,
+                                                item_parts, self.n_ii_layers)
+        user_ids, user_modal = self._homography(self.user_graph, self.user_graph_t, self.user_id,
+                                                self._user_modalities(), self.n_uu_layers)
+        item_modal = self._integrate(item_modal)
+        user_modal = [self.act(x) for x in user_modal]
+        ego = torch.cat([torch.cat([*user_modal, user_ids], dim=1),
+                         torch.cat([*item_modal, item_ids], dim=1)], dim=0)
+        out = propagate(self.adjacency, ego, self.n_layers, symmetric=True)
+        split = len(self.modalities) * self.dim
+        return out[:, :split], out[:, split:]
+
+    def _meta_factors(self, feats: torch.Tensor, users: bool):
+        """Per-node factors W_1 (n × d × r), W_2 (n × r × d) of one node type and their means."""
+        rows = feats[: self.n_users] if users else feats[self.n_users:]
+        knowledge = self.user_knowledge if users else self.item_knowledge
+        mlp_in, mlp_out = ((self.user_factor_in, self.user_factor_out) if users
+                           else (self.item_factor_in, self.item_factor_out))
+        kappa = knowledge(rows).detach()
+        w1 = mlp_in(kappa).view(-1, self.dim, self.rank)
+        w2 = mlp_out(kappa).view(-1, self.rank, self.dim)
+        return w1, w2, w1.mean(0), w2.mean(0)
+
+    def _represent(self, rows, feats, ids, factors) -> torch.Tensor:
+        """Final (M + 1)·d representations of ``rows`` of one node type.
+
+        ``rows`` index that type's factors; ``feats``/``ids`` are already those rows' F and Z.
+        """
+        w1, w2, bias1, bias2 = factors
+        soft1 = torch.softmax(w1[rows] + bias1, dim=1)
+        soft2 = torch.softmax(w2[rows] + bias2, dim=1)
+        share = torch.bmm(torch.bmm(ids.unsqueeze(1), soft1), soft2).squeeze(1)
+        parts = [self.act(f) + ids for f in feats.split(self.dim, dim=1)]
+        return torch.cat([*parts, self.act(share) + ids], dim=1)
+
+    # ----------------------------------------------------------------------------- API
+    def loss(self, users, pos, neg):
+        feats, ids = self._propagated()
+        user_factors = self._meta_factors(feats, users=True)
+        item_factors = self._meta_factors(feats, users=False)
+        u = self._represent(users, feats[users], ids[users], user_factors)
+        items = torch.cat([pos, neg])
+        nodes = items + self.n_users
+        p, n = self._represent(items, feats[nodes], ids[nodes], item_factors).chunk(2)
+        bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
+
+        modal = feats.split(self.dim, dim=1)
+        pairs = list(combinations(range(len(modal)), 2))
+        contrast = feats.new_zeros(())
+        orthogonality = feats.new_zeros(())
+        if pairs:
+            tau = float(self.config["cl_tmp"])
+            unique_items = torch.unique(items) + self.n_users
+            unique_users = torch.unique(users)
+            pos_nodes = pos + self.n_users
+            for a, b in pairs:
+                contrast = contrast + info_nce(modal[a][unique_items], modal[b][unique_items], tau) \
+                    + info_nce(modal[a][unique_users], modal[b][unique_users], tau)
+                orthogonality = orthogonality + orthogonality_loss(modal[a][users], modal[b][users]) \
+                    + orthogonality_loss(modal[a][pos_nodes], modal[b][pos_nodes])
+            contrast = float(self.config["cl_loss_weight"]) * contrast / len(pairs)
+            orthogonality = float(self.config["diff_loss_weight"]) * orthogonality / len(pairs)
+        return {"loss": bpr + contrast + orthogonality, "bpr": bpr, "contrast": contrast,
+                "orthogonality": orthogonality}
+
+    @torch.no_grad()
+    def embeddings(self):
+        feats, ids = self._propagated()
+        users, items = slice(None, self.n_users), slice(self.n_users, None)
+        return (self._represent(slice(None), feats[users], ids[users], self._meta_factors(feats, users=True)),
+                self._represent(slice(None), feats[items], ids[items], self._meta_factors(feats, users=False)))
+
+
+def _select_modalities(dataset, requested) -> list[str]:
+    available = sorted(dataset.features)
+    if requested is None:
+        if not available:
+            raise ValueError(f"REARM needs item features, but dataset '{dataset.name}' has none; load a dataset "
+                             "with feature files (dataset.modalities) or choose an ID-only model")
+        return available
+    requested = [str(m) for m in requested]
+    missing = [m for m in requested if m not in dataset.features]
+    if missing or not requested or len(set(requested)) != len(requested):
+        raise ValueError(f"model.modalities {requested} must be distinct modalities of dataset '{dataset.name}', "
+                         f"which has {available}; fix model.modalities (or dataset.modalities)")
+    return requested
+
+
+def _modality_weights(weights, modalities: list[str], key: str) -> dict[str, float]:
+    """Mixing weights of the per-modality kNN graphs; equal weights when not given."""
+    if weights is None:
+        return {m: 1.0 / len(modalities) for m in modalities}
+    weights = {str(m): float(w) for m, w in dict(weights).items()}
+    if set(weights) != set(modalities) or abs(sum(weights.values()) - 1.0) > 1e-6 or min(weights.values()) < 0:
+        raise ValueError(f"model.{key} {weights} must give one non-negative weight per modality {modalities} "
+                         "summing to 1 (e.g. the reference's i_mm_image_weight 0.1 is {image: 0.1, text: 0.9})")
+    return weights
