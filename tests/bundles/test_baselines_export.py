@@ -71,13 +71,15 @@ class _FakeEncoder:
 def test_encode_text_joins_tables_and_writes_aligned_rows(tmp_path):
     pd.DataFrame({"item ID": [30, 10, 20], "titles": ["red shoe", "blue hat", "green coat"]}).to_csv(
         tmp_path / "titles.csv", index=False)
-    pd.DataFrame({"item ID": [10, 30], "categories": ["Hats", "Shoes"]}).to_csv(tmp_path / "cats.csv", index=False)
+    pd.DataFrame({"item ID": [10, 30], "categories": ["[[Clothing, Shoes & Jewelry,Hats]]",
+                                                      "[[Clothing, Shoes & Jewelry,Shoes],[Sale]]"]}).to_csv(
+        tmp_path / "cats.csv", index=False)
     encoder = _FakeEncoder()
     feat_path, ids_path = encode_text([tmp_path / "titles.csv", tmp_path / "cats.csv"], ["titles", "categories"],
-                                      tmp_path / "out", batch_size=7, encoder=encoder)
-    assert encoder.texts == ["red shoe Shoes", "blue hat Hats"]
+                                      tmp_path / "out", category_columns=["categories"], batch_size=7, encoder=encoder)
+    assert encoder.texts == ["red shoe Clothing, Shoes & Jewelry, Shoes, Sale", "blue hat Clothing, Shoes & Jewelry, Hats"]
     assert np.load(ids_path).tolist() == [30, 10]
     feat = np.load(feat_path)
-    assert feat.dtype == np.float32 and feat.tolist() == [[14, 7], [13, 7]]
+    assert feat.dtype == np.float32 and feat.tolist() == [[len(t), 7] for t in encoder.texts]
     with pytest.raises(DataError, match="text column"):
         encode_text([tmp_path / "titles.csv"], ["missing"], tmp_path / "out", encoder=encoder)
