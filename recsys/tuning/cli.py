@@ -22,8 +22,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
               f"(test {best['test'].get(spec.metric, float('nan')):.5f}) with {best['params']}")
         print(f"train it: recsys train --config {spec.study_dir / 'best.yaml'}")
     url = storage_url(spec.storage, spec.study_dir)
-    if not url.startswith("journal:"):
-        print(f"dashboard: optuna-dashboard {url}")
+    print(f"dashboard: optuna-dashboard {url[len('journal:'):] if url.startswith('journal:') else url}")
     return 0
 
 

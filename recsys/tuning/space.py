@@ -14,8 +14,8 @@ A study file's ``space`` maps a dotted run-config path to a parameter spec::
 parameter (declared earlier in the file, categorical or int) took one of the listed values;
 otherwise the key keeps its base-config value. Optuna stores categorical choices that are lists
 or mappings as their JSON text; :meth:`SearchSpace.decode` turns stored parameters back into
-config values. Every path is checked against the run-config
-schema through :func:`recsys.config.resolve`, so a typo is an error listing the valid keys.
+config values. Every path is checked against the run-config schema through
+:func:`recsys.config.resolve`, so a typo is an error listing the valid keys.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def _number(value: Any, where: str, key: str) -> float:
     return value
 
 
-def _parse_distribution(path: str, spec: Mapping[str, Any], where: str) -> BaseDistribution:
+def _parse_distribution(spec: Mapping[str, Any], where: str) -> BaseDistribution:
     kind = spec.get("type")
     if kind not in _SPEC_KEYS:
         raise ConfigError(f"{where}: 'type' must be one of float, int, categorical; got {kind!r}")
@@ -161,7 +161,7 @@ class SearchSpace:
             at = f"{where}.{path}"
             if not isinstance(spec, Mapping):
                 raise ConfigError(f"{at} must be a mapping with 'type' (float, int or categorical)")
-            dist = _parse_distribution(path, spec, at)
+            dist = _parse_distribution(spec, at)
             when = cls._parse_when(spec.get("when"), declared, at)
             encoded = spec["type"] == "categorical" and any(isinstance(c, (list, Mapping)) for c in spec["choices"])
             param = Param(str(path), dist, when, encoded)

@@ -31,6 +31,7 @@ def test_storage_urls(tmp_path):
         storage_url("study.db", tmp_path)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_trials_of_dead_local_workers_are_failed_and_retried_with_the_same_parameters(tmp_path, kind):
     url = storage_url(None if kind == "sqlite" else "journal", tmp_path)
@@ -64,6 +65,7 @@ def test_trials_of_dead_local_workers_are_failed_and_retried_with_the_same_param
     assert fail_orphaned_trials(study) == []
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_rdb_heartbeat_fails_silent_trials_and_queues_a_retry(tmp_path):
     storage = open_storage(storage_url(None, tmp_path), heartbeat_interval=1)
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
