@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys.graphs.knn import (MARGIN, as_float32, cosine_topk, default_chunk, exact_topk, highest_precision,
-                              neighbour_graph)
+                              neighbour_graph, random_projection)
 from recsys.graphs.sparse import to_torch_csr
 
 METHODS = ("direct", "gram")
@@ -102,9 +102,16 @@ def interest_topk(interactions: sp.spmatrix, features, k: int, method: str = "di
 
 def interest_knn_graph(interactions: sp.spmatrix, features, k: int, weighted: bool = True,
                        method: str = "direct", chunk_size: int | None = None,
-                       device: torch.device | str = "cpu") -> torch.Tensor:
-    """Normalised cosine kNN graph (U × U sparse CSR) of the user interest vectors R̄X."""
+                       device: torch.device | str = "cpu", projection: int | None = None,
+                       seed: int = 0) -> torch.Tensor:
+    """Normalised cosine kNN graph (U × U sparse CSR) of the user interest vectors R̄X.
+
+    Exact unless ``projection`` is set: then the item features are randomly projected first
+    (:func:`recsys.graphs.knn.random_projection`; R̄(XΩ) = (R̄X)Ω, so this is the projection
+    of the interest vectors), an explicit approximation.
+    """
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    features = random_projection(features, projection, seed, device)
     values, indices = interest_topk(interactions, features, k, method, chunk_size, device)
     return neighbour_graph(values, indices, weighted)

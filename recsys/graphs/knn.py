@@ -17,11 +17,20 @@ size, device), so it only proposes candidates:
    memory stays O(chunk × n), never n × n.
 2. A row is settled when its k-th and (k+1)-th float32 similarities differ by more than
    twice the float32 error bound e = (D + 10)·2^-23 (twice the γ_D ≈ D·2^-24 bound of a
-   float32 dot product of unit vectors, plus the rounding of the exact value to float32). Other rows are decided in float64 over their candidates, and when even the
-   last candidate could still belong to the top k, over the whole row.
+   float32 dot product of unit vectors, plus the rounding of the exact value to float32).
+   Other rows are decided in float64 over their candidates, and when even the last
+   candidate could still belong to the top k, over the whole row.
 So equal feature rows tie exactly and the lower index wins, whatever the chunk size.
+
+``projection=d'`` (off by default) is an explicit approximation for large D: the features are
+first multiplied by a seeded D × d' standard-normal matrix (Johnson–Lindenstrauss), so the
+products cost d'/D of the exact ones; cosines of the projected rows are off by about
+1/√d', which changes some neighbours and all weights. It is reported, never silent.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -92,9 +101,9 @@ def exact_topk(points: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
 
     ``values``/``indices`` (n × kk, kk ≥ k, largest first, ties in any order) are approximate
     similarities within ``error`` (a float or one bound per row) of the exact ones, and hold
-    every column whose approximate similarity exceeds the last one kept. Returns (values, indices), n × k, each
-    row by ascending index; the values of settled rows are the float32 candidates (within
-    ``error`` of the exact ones), the others exact.
+    every column whose approximate similarity exceeds the last one kept. Returns (values,
+    indices), n × k, each row by ascending index; the values of settled rows are the float32
+    candidates (within ``error`` of the exact ones), the others exact.
     """
     n, kk = indices.shape
     error = torch.as_tensor(error, dtype=torch.float32, device=points.device).expand(n)
@@ -150,15 +159,16 @@ def cosine_topk(features, k: int, chunk_size: int | None = None,
         return exact_topk(x, values, indices, k, float32_error(dim), chunk)
 
 
-class highest_precision:
-    """Full float32 matrix products (no TF32/bf16 shortcuts) inside the block."""
-
-    def __enter__(self):
-        self.saved = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
-
-    def __exit__(self, *exc):
-        torch.set_float32_matmul_precision(self.saved)
+@contextmanager
+def highest_precision() -> Iterator[None]:
+    """Full float32 matrix products (no TF32/bf16 shortcuts) inside the block: the error
+    bound of the candidates assumes them."""
+    saved = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved)
 
 
 def neighbour_graph(values: torch.Tensor, indices: torch.Tensor, weighted: bool = True) -> torch.Tensor:
@@ -183,12 +193,27 @@ def to_csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: 
     return coo.to_sparse_csr()
 
 
+def random_projection(features, dim: int | None, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """X Ω / √dim with Ω a seeded D × dim standard-normal matrix; X itself when dim is None or ≥ D."""
+    x = as_float32(features, device)
+    if dim is None or int(dim) >= x.shape[1]:
+        return x
+    if int(dim) < 1:
+        raise ValueError(f"projection dimension must be at least 1, got {dim}")
+    generator = torch.Generator().manual_seed(int(seed))
+    omega = torch.randn(x.shape[1], int(dim), generator=generator).to(x.device)
+    return x @ omega / float(dim) ** 0.5
+
+
 def knn_graph(features, k: int, weighted: bool = True, chunk_size: int | None = None,
-              device: torch.device | str = "cpu") -> torch.Tensor:
-    """Normalised cosine kNN graph Ŝ of the rows of ``features`` (n × n sparse CSR on ``device``)."""
+              device: torch.device | str = "cpu", projection: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Normalised cosine kNN graph Ŝ of the rows of ``features`` (n × n sparse CSR on ``device``).
+
+    Exact unless ``projection`` is set (see the module docstring; ``seed`` fixes Ω).
+    """
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    values, indices = cosine_topk(features, k, chunk_size, device)
+    values, indices = cosine_topk(random_projection(features, projection, seed, device), k, chunk_size, device)
     return neighbour_graph(values, indices, weighted)
 
 

@@ -25,16 +25,20 @@ class GraphStore:
 
     ``chunk_size`` bounds the rows per block of the kNN and co-occurrence builders (None: a
     block of at most 2^25 floats); ``user_knn_method`` is ``"direct"`` or ``"gram"`` (see
-    :mod:`recsys.graphs.interest`; both exact).
+    :mod:`recsys.graphs.interest`; both exact). ``knn_projection`` (None: exact, the default)
+    makes the item and user kNN graphs of modalities with more dimensions approximate, from
+    features randomly projected to that many dimensions (:func:`recsys.graphs.knn.random_projection`).
     """
 
     def __init__(self, dataset, device: torch.device | str = "cpu", cache_dir=None,
-                 chunk_size: int | None = None, user_knn_method: str = "direct") -> None:
+                 chunk_size: int | None = None, user_knn_method: str = "direct",
+                 knn_projection: int | None = None) -> None:
         self.dataset = dataset
         self.device = torch.device(device)
         self.cache_dir = cache_dir
         self.chunk_size = chunk_size
         self.user_knn_method = user_knn_method
+        self.knn_projection = None if knn_projection is None else int(knn_projection)
         self._memo: dict[tuple, torch.Tensor] = {}
         self._cache: GraphCache | None = None
 
@@ -86,9 +90,9 @@ class GraphStore:
     def item_knn(self, modality_weights: dict[str, float], k: int, weighted: bool = True) -> torch.Tensor:
         """Σ_m w_m Ŝ_m over items, Ŝ_m the normalised top-k cosine graph of X_m (§2), I × I."""
         def one(modality: str) -> torch.Tensor:
-            params = {"modality": modality, "k": int(k), "weighted": bool(weighted)}
+            params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "projection": self.knn_projection}
             return self._get("item_knn", params, lambda: knn_graph(
-                self._features(modality), int(k), bool(weighted), self.chunk_size, self.device))
+                self._features(modality), int(k), bool(weighted), self.chunk_size, self.device, self.knn_projection))
         return self._mixed("item_knn_mix", modality_weights, one, {"k": int(k), "weighted": bool(weighted)})
 
     def user_interest(self, modality: str) -> torch.Tensor:
@@ -100,10 +104,11 @@ class GraphStore:
     def user_interest_knn(self, modality_weights: dict[str, float], k: int, weighted: bool = True) -> torch.Tensor:
         """Σ_m w_m Ŝ_m over users, Ŝ_m the normalised top-k cosine graph of P_m (§3), U × U."""
         def one(modality: str) -> torch.Tensor:
-            params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "method": self.user_knn_method}
+            params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "method": self.user_knn_method,
+                      "projection": self.knn_projection}
             return self._get("user_interest_knn", params, lambda: interest_knn_graph(
                 self._train(), self._features(modality), int(k), bool(weighted), self.user_knn_method,
-                self.chunk_size, self.device))
+                self.chunk_size, self.device, self.knn_projection))
         return self._mixed("user_interest_knn_mix", modality_weights, one, {"k": int(k), "weighted": bool(weighted)})
 
     def item_cooccurrence(self, k: int, pad: str = "resample", fallback_softmax: bool = True,

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recsys.graphs import interest_knn_graph, mean_items_matrix, user_interest
+from recsys.graphs import interest_knn_graph, mean_items_matrix, random_projection, user_interest
 from recsys.graphs.interest import interest_topk
 from tests.graphs.reference import cosine, knn_dense, mean_items, ordered_topk, random_interactions
 
@@ -63,3 +63,10 @@ def test_unknown_method_is_rejected():
     r, x = _data()
     with pytest.raises(ValueError, match="not one of"):
         interest_knn_graph(r, x, 3, method="fast")
+
+
+def test_projection_projects_the_interest_vectors():
+    r, x = _data(seed=5)
+    approx = interest_knn_graph(r, x, 5, projection=4, seed=3)
+    projected = mean_items(r) @ random_projection(x, 4, seed=3).numpy().astype(np.float64)
+    np.testing.assert_allclose(approx.to_dense().numpy(), knn_dense(projected, 5), atol=1e-6)

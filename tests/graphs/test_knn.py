@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.graphs import cosine_topk, knn_graph, mix_graphs
+from recsys.graphs import cosine_topk, knn_graph, mix_graphs, random_projection
 from tests.graphs.reference import cosine, knn_dense, ordered_topk
 
 
@@ -88,3 +88,15 @@ def test_non_finite_features_are_rejected():
     x[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         knn_graph(x, 3)
+
+
+def test_projection_is_opt_in_and_is_the_knn_of_the_projected_features():
+    x = np.random.default_rng(9).standard_normal((50, 12)).astype(np.float32)
+    exact = knn_graph(x, 4)
+    for same in (knn_graph(x, 4, projection=None), knn_graph(x, 4, projection=12)):
+        assert torch.equal(same.col_indices(), exact.col_indices()) and torch.equal(same.values(), exact.values())
+    approx = knn_graph(x, 4, projection=5, seed=1)
+    projected = random_projection(x, 5, seed=1).numpy()
+    np.testing.assert_allclose(approx.to_dense().numpy(), knn_dense(projected, 4), atol=1e-6)
+    assert torch.equal(random_projection(x, 5, seed=1), random_projection(x, 5, seed=1))
+    assert not torch.equal(random_projection(x, 5, seed=1), random_projection(x, 5, seed=2))

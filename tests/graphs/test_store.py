@@ -83,6 +83,16 @@ def test_memoised_and_cached_on_disk(tmp_path, monkeypatch):
     assert (tmp_path / data.fingerprint()).is_dir()
 
 
+def test_projection_option_reaches_both_knn_builders():
+    data = _dataset()
+    store = GraphStore(data, "cpu", knn_projection=4)
+    np.testing.assert_allclose(_dense(store.item_knn({"image": 1.0}, 3)),
+                               _dense(knn_graph(data.features["image"], 3, projection=4)), atol=1e-7)
+    np.testing.assert_allclose(_dense(store.user_interest_knn({"image": 1.0}, 3)),
+                               _dense(interest_knn_graph(data.csr("train"), data.features["image"], 3, projection=4)),
+                               atol=1e-7)
+
+
 def test_bad_requests_name_the_fix():
     store = GraphStore(_dataset(), "cpu")
     with pytest.raises(KeyError, match="has no 'audio' features"):
