@@ -35,7 +35,7 @@ GRIDS = {
     "full": {"lightgcn": {"n_layers": [1, 2, 3, 4], "reg_weight": REGS},
              "bpr": {"reg_weight": [1.0, 1e-1, *REGS]}},
     "reduced": {"lightgcn": {"n_layers": [2, 4], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-5, 1e-3]}},
-    "single": {"lightgcn": {"n_layers": [3], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-2]}},
+    "single": {"lightgcn": {"n_layers": [3], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-1]}},
 }
 OUT = RESULTS / "id_baselines.json"
 
@@ -77,6 +77,42 @@ def run_single(spec: dict) -> dict:
     }
 
 
+def collect_interrupted(runs_dir: str) -> None:
+    """Record grid points whose training was stopped before early stopping ended it.
+
+    Valid and test metrics come from the best-valid checkpoint so far, so the entry is what
+    a finished run would report had it stopped there; ``status`` marks it as not converged.
+    """
+    from recsys.training import load_run
+    from recsys.training.tasks import make_task
+
+    for run_dir in sorted(Path(runs_dir).iterdir()):
+        if (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
+            continue
+        run = load_run(run_dir, device="cpu")
+        task = make_task("interaction", run.dataset, run.config, run.device)
+        epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        evals = [e for e in epochs if "eval_seconds" in e]
+        best = max(evals, key=lambda e: e["valid/recall@20"])
+        model_config = {k: v for k, v in run.config["model"].items() if k in ("n_layers", "reg_weight")}
+        result = {
+            "dataset": run.dataset.name, "model": run.config["model"]["name"], "params": model_config,
+            "valid": task.evaluate(run.model, "valid"), "test": task.evaluate(run.model, "test"),
+            "best_epoch": best["epoch"], "epochs_run": epochs[-1]["epoch"],
+            "status": f"interrupted after epoch {epochs[-1]['epoch']} (not converged; valid still improving "
+                      f"or patience not exhausted); metrics of the best-valid checkpoint so far",
+            "seconds_per_epoch": sum(e["train_seconds"] for e in epochs) / len(epochs),
+            "evaluation_seconds": sum(e["eval_seconds"] for e in evals) / len(evals),
+            "total_seconds": None, "peak_memory_mb": None,
+            "max_epochs": run.config["train"]["epochs"], "eval_every": run.config["train"]["eval_every"],
+            "patience_evaluations": run.config["train"]["patience"],
+        }
+        merged = read_json(OUT, {"runs": {}}).get("runs", {})
+        merged[run_dir.name] = result
+        io.write_json(OUT, summarise(merged))
+        print(f"{run_dir.name}: recorded as interrupted at epoch {result['epochs_run']}")
+
+
 def select(runs: list[dict]) -> dict:
     return max(runs, key=lambda r: r["valid"]["recall@20"])
 
@@ -90,6 +126,7 @@ def summarise(runs: dict) -> dict:
         best = select(candidates)
         selected[f"{dataset}/{model}"] = {
             "chosen_params": best["params"], "grid_points_run": len(candidates),
+            "status": best.get("status", "finished (early stopping)"),
             "valid": best["valid"], "test": best["test"], "best_epoch": best["best_epoch"],
             "seconds_per_epoch": best["seconds_per_epoch"], "evaluation_seconds": best["evaluation_seconds"],
             "total_seconds": best["total_seconds"], "peak_memory_mb": best["peak_memory_mb"],
@@ -112,8 +149,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="grid points trained at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per job (0 = default)")
     parser.add_argument("--runs-dir", default="/tmp/recsys-bench-runs")
+    parser.add_argument("--collect-interrupted", action="store_true",
+                        help="record runs in --runs-dir that were stopped before finishing")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.collect_interrupted:
+        collect_interrupted(args.runs_dir)
+        return
     if args.single:
         print(json.dumps(run_single(json.loads(args.single))))
         return
