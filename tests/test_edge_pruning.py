@@ -55,12 +55,12 @@ def test_single_kept_edge_is_drawn_with_probability_proportional_to_weight():
     weights = degree_edge_weights(users, items, 3, 4)
     g = torch.Generator().manual_seed(0)
     counts = np.zeros(5)
-    for _ in range(4000):
+    for _ in range(1200):
         dense = degree_sensitive_prune(users, items, 3, 4, 0.8, generator=g).to_dense()[:3, 3:]
         u, i = torch.nonzero(dense)[0].tolist()
         counts[[k for k in range(5) if (users[k], items[k]) == (u, i)][0]] += 1
     expected = (weights / weights.sum()).numpy()
-    assert np.allclose(counts / 4000, expected, atol=0.03)
+    assert np.allclose(counts / 1200, expected, atol=0.04)
     assert counts[4] > counts[0]  # the isolated pair (degree 1, 1) is kept most often
 
 
