@@ -18,7 +18,8 @@ m = 1..M with item features X_m (I × D_m), r = ``rank``.
    the reference). Users' modality vectors only pass through the PReLU.
 3. Heterography: F⁰ = [u^1 ‖ … ‖ u^M ; c_1 ‖ … ‖ c_M] and Z⁰ = [e_U ; e_I] are propagated
    ``n_layers`` times over the normalised user-item graph Â; F and Z are the layer means.
-4. Shared knowledge (meta-network): κ = Linear_type(F) (Md → d, one per node type), detached.
+4. Shared knowledge (meta-network): κ = Linear_type(F) (Md → d, one per node type), detached
+   (so those two linear maps keep their initial weights, as in the reference).
    Per node, MLP_1 and MLP_2 (Linear(d → dr) → PReLU → Linear(dr → dr) → L2-normalise; two
    per node type) give W_1 (d × r) and W_2 (r × d); the mean of each over the nodes of that
    type is added as a bias, W_1 is softmax-normalised over its d axis and W_2 over its r

@@ -14,11 +14,12 @@ Dropout acts on the attention weights (training only), as in ``nn.MultiheadAtten
 Doing this with generic ops materialises several N × d × d tensors (d = 64: 115 MB each
 for 7,050 items) and the dropout mask alone costs more than the attention. Here the
 attention core is one autograd function that works on blocks of nodes small enough to stay
-in cache and has a hand-written backward (with o the undropped-scaled output and M the
-keep-mask, dS_ij = A_ij dO_i (M_ij v_j / (1−p) − o_i)); the softmax max is computed in
+in cache and has a hand-written backward (with o the output and M the keep-mask,
+dS_ij = A_ij dO_i (M_ij v_j / (1−p) − o_i)); the softmax max is computed in
 closed form (max_j q_i k_j = q_i·max k if q_i ≥ 0 else q_i·min k). Keep-masks are drawn as
 16-bit uniform integers, i.e. the drop probability is p rounded to a multiple of 2⁻¹⁶
-(|error| ≤ 8·10⁻⁶), four draws per 64-bit random number; they are kept as bool for backward.
+(|error| ≤ 8·10⁻⁶), four draws per 64-bit random number; they are kept (one byte per entry)
+for the backward pass.
 """
 from __future__ import annotations
 
@@ -91,18 +92,23 @@ class _ScalarTokenAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        # With E = exp(S − max), Z = Σ_j E_ij, M the mask, s = 1/(1−p) and g' = dO / Z:
+        # dv_j = s Σ_i E_ij M_ij g'_i and dS_ij = g'_i E_ij (s M_ij v_j − o_i).
         q, k, v, out = ctx.saved_tensors
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for index, start in enumerate(range(0, q.shape[0], ctx.block_rows)):
             block = slice(start, start + ctx.block_rows)
-            qb, kb, vb, ob, gb = q[block], k[block], v[block], out[block], grad_out[block]
-            probs, norm = _exp_scores(qb, kb)
-            probs.div_(norm.unsqueeze(2))
-            kept = probs * ctx.scale
+            qb, kb, vb, ob = q[block], k[block], v[block], out[block]
+            weights, norm = _exp_scores(qb, kb)
+            scaled_grad = (grad_out[block] / norm).unsqueeze(2)
             if ctx.masks:
-                kept.mul_(ctx.masks[index])
-            grad_v[block] = (kept * gb.unsqueeze(2)).sum(1)
-            grad_scores = kept.mul_(vb.unsqueeze(1)).sub_(probs.mul_(ob.unsqueeze(2))).mul_(gb.unsqueeze(2))
+                kept = weights * ctx.masks[index]
+                grad_v[block] = (kept * scaled_grad).sum(1).mul_(ctx.scale)
+                grad_scores = kept.mul_(vb.unsqueeze(1) * ctx.scale).sub_(weights.mul_(ob.unsqueeze(2)))
+            else:
+                grad_v[block] = (weights * scaled_grad).sum(1)
+                grad_scores = (vb.unsqueeze(1) - ob.unsqueeze(2)).mul_(weights)
+            grad_scores.mul_(scaled_grad)
             grad_q[block] = (grad_scores * kb.unsqueeze(1)).sum(2)
             grad_k[block] = grad_scores.mul_(qb.unsqueeze(2)).sum(1)
         return grad_q, grad_k, grad_v, None, None, None
