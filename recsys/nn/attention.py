@@ -15,8 +15,9 @@ Doing this with generic ops materialises several N × d × d tensors (d = 64: 11
 for 7,050 items) and the dropout mask alone costs more than the attention. Here the
 attention core is one autograd function that works on blocks of nodes small enough to stay
 in cache and has a hand-written backward (with o the output and M the keep-mask,
-dS_ij = A_ij dO_i (M_ij v_j / (1−p) − o_i)); the softmax max is computed in
-closed form (max_j q_i k_j = q_i·max k if q_i ≥ 0 else q_i·min k). Keep-masks are drawn as
+dS_ij = A_ij dO_i (M_ij v_j / (1−p) − o_i), reduced by batched vector–matrix products
+without forming dS); the softmax max is computed in closed form
+(max_j q_i k_j = q_i·max k if q_i ≥ 0 else q_i·min k). Keep-masks are drawn as
 16-bit uniform integers, i.e. the drop probability is p rounded to a multiple of 2⁻¹⁶
 (|error| ≤ 8·10⁻⁶), four draws per 64-bit random number; they are kept (one byte per entry)
 for the backward pass.
@@ -85,40 +86,60 @@ class _ScalarTokenAttention(torch.autograd.Function):
                 mask = stream.next(weights.shape)
                 weights.mul_(mask)
                 masks.append(mask)
-            out[block] = weights.mul_(v[block].unsqueeze(1)).sum(2).div_(norm).mul_(scale)
+            out[block] = _rows_times(weights, v[block]).mul_(scale / norm)
         ctx.save_for_backward(q, k, v, out)
         ctx.masks, ctx.scale, ctx.block_rows = masks, scale, block_rows
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        # With E = exp(S − max), Z = Σ_j E_ij, M the mask, s = 1/(1−p) and g' = dO / Z:
-        # dv_j = s Σ_i E_ij M_ij g'_i and dS_ij = g'_i E_ij (s M_ij v_j − o_i).
+        # With E = exp(S − max), Z = Σ_j E_ij, M the mask (E⊙M = E when there is none),
+        # s = 1/(1−p) and g = dO / Z:  dS_ij = s g_i (E⊙M)_ij v_j − g_i o_i E_ij, hence
+        # dq_i = g_i (s Σ_j (E⊙M)_ij v_j k_j − o_i Σ_j E_ij k_j),
+        # dk_j = s v_j Σ_i g_i q_i (E⊙M)_ij − Σ_i g_i o_i q_i E_ij,   dv_j = s Σ_i g_i (E⊙M)_ij,
+        # five batched vector–matrix products; dS itself is never formed.
         q, k, v, out = ctx.saved_tensors
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        scale = ctx.scale
         for index, start in enumerate(range(0, q.shape[0], ctx.block_rows)):
             block = slice(start, start + ctx.block_rows)
             qb, kb, vb, ob = q[block], k[block], v[block], out[block]
             weights, norm = _exp_scores(qb, kb)
-            scaled_grad = (grad_out[block] / norm).unsqueeze(2)
+            g = grad_out[block] / norm
+            row_k = _rows_times(weights, kb)
+            col_goq = _columns_times(weights, g * ob * qb)
             if ctx.masks:
-                kept = weights * ctx.masks[index]
-                grad_v[block] = (kept * scaled_grad).sum(1).mul_(ctx.scale)
-                grad_scores = kept.mul_(vb.unsqueeze(1) * ctx.scale).sub_(weights.mul_(ob.unsqueeze(2)))
-            else:
-                grad_v[block] = (weights * scaled_grad).sum(1)
-                grad_scores = (vb.unsqueeze(1) - ob.unsqueeze(2)).mul_(weights)
-            grad_scores.mul_(scaled_grad)
-            grad_q[block] = (grad_scores * kb.unsqueeze(1)).sum(2)
-            grad_k[block] = grad_scores.mul_(qb.unsqueeze(2)).sum(1)
+                weights.mul_(ctx.masks[index])
+            row_vk = _rows_times(weights, vb * kb)
+            col_g, col_gq = torch.bmm(torch.stack([g, g * qb], dim=1), weights).unbind(1)
+            grad_q[block] = g * (scale * row_vk - ob * row_k)
+            grad_k[block] = scale * vb * col_gq - col_goq
+            grad_v[block] = scale * col_g
         return grad_q, grad_k, grad_v, None, None, None
 
 
+_LOG2_E = 1.0 / math.log(2.0)
+
+
 def _exp_scores(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """exp(q_i k_j − max_j q_i k_j) as (n, d, d) and its row sums (n, d)."""
+    """exp(q_i k_j − max_j q_i k_j) as (n, d, d) and its row sums (n, d).
+
+    Computed as 2^(log₂e · (q_i k_j − max)): torch's exp2 kernel is about twice as fast as exp.
+    """
+    q = q * _LOG2_E
     row_max = torch.where(q >= 0, q * k.amax(1, keepdim=True), q * k.amin(1, keepdim=True))
-    weights = (q.unsqueeze(2) * k.unsqueeze(1)).sub_(row_max.unsqueeze(2)).exp_()
+    weights = (q.unsqueeze(2) * k.unsqueeze(1)).sub_(row_max.unsqueeze(2)).exp2_()
     return weights, weights.sum(2)
+
+
+def _rows_times(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Σ_j weights_ij x_j per node: (n, d, d) × (n, d) → (n, d)."""
+    return torch.bmm(x.unsqueeze(1), weights.transpose(1, 2)).squeeze(1)
+
+
+def _columns_times(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Σ_i x_i weights_ij per node: (n, d) × (n, d, d) → (n, d)."""
+    return torch.bmm(x.unsqueeze(1), weights).squeeze(1)
 
 
 def scalar_token_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float = 0.0,
