@@ -12,7 +12,7 @@ from pathlib import Path
 
 from recsys.config import ConfigError
 
-TIMINGS = ("train_seconds", "eval_seconds")
+TIMINGS = ("train_seconds", "train_cpu_seconds", "eval_seconds")
 
 
 def _summary_writer():

@@ -164,9 +164,10 @@ class Trainer:
         patience = int(self.cfg["patience"])
         while not self.state["stopped"] and self.state["epoch"] < max_epochs:
             epoch = self.state["epoch"] + 1
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             losses = self._train_epoch(epoch)
-            record = {"epoch": epoch, "train_seconds": time.perf_counter() - start, **losses}
+            record = {"epoch": epoch, "train_seconds": time.perf_counter() - start,
+                      "train_cpu_seconds": time.process_time() - start_cpu, **losses}
             if epoch % eval_every == 0 or epoch == max_epochs:
                 start = time.perf_counter()
                 valid = distributed.broadcast(
