@@ -8,7 +8,8 @@ Layout (MMRec toolbox, Zhou 2023)::
     i_id_mapping.csv    optional ``asin<TAB>itemID`` raw item ids (MMRec's file name)
     u_id_mapping.csv    optional ``user_id<TAB>userID`` raw user ids
 
-Sizes are max id + 1 unless a mapping file gives them (then every id must lie below).
+Sizes are max id + 1 unless a mapping file gives them (then every id must lie below); ids far
+from dense (a range over 10× the distinct ids + 1,000) are rejected as raw or corrupt ids.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from recsys.data.dataset import SPLITS, DataError, Dataset
 from recsys.data.rearm import save_npy
 from recsys.data.tsv import (check_writable_ids, int_column, line_of, read_id_map, read_tsv,
                              require_columns, write_tsv)
-from recsys.data.validate import check_range, clean_splits, load_features
+from recsys.data.validate import check_range, clean_splits, load_features, size_from_ids
 
 ITEM_MAP = "i_id_mapping.csv"
 USER_MAP = "u_id_mapping.csv"
@@ -56,9 +57,13 @@ def read_mmrec(folder: str | Path, name: str | None = None, modalities: list[str
                         f"is not 0 (train), 1 (valid) or 2 (test)")
     item_ids = read_id_map(folder / ITEM_MAP, "itemID") if (folder / ITEM_MAP).is_file() else None
     user_ids = read_id_map(folder / USER_MAP, "userID") if (folder / USER_MAP).is_file() else None
-    n_users = int(user_ids.size) if user_ids is not None else int(users.max(initial=-1)) + 1
-    n_items = int(item_ids.size) if item_ids is not None else int(items.max(initial=-1)) + 1
-    check_range(np.stack([users, items]), n_users, n_items, lambda row: f"file {path} line {line_of(row)}",
+
+    def at_line(row: int) -> str:
+        return f"file {path} line {line_of(row)}"
+
+    n_users = int(user_ids.size) if user_ids is not None else size_from_ids(users, "user", at_line, USER_MAP)
+    n_items = int(item_ids.size) if item_ids is not None else size_from_ids(items, "item", at_line, ITEM_MAP)
+    check_range(np.stack([users, items]), n_users, n_items, at_line,
                 f"{USER_MAP} lists {n_users} users" if user_ids is not None else "max id + 1",
                 f"{ITEM_MAP} lists {n_items} items" if item_ids is not None else "max id + 1")
     rows = {s: np.flatnonzero(labels == k) for k, s in enumerate(SPLITS)}

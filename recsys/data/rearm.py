@@ -8,7 +8,8 @@ Layout (the public REARM code release and ``../shared/data/amazon/*``)::
     user_ids.tsv                   optional ``user<TAB>userID``: raw id of each user index
 
 ``n_users``/``n_items`` are max id + 1 over all splits, as in REARM, unless an id list is
-present: then its length (and every id must lie below it).
+present: then its length (and every id must lie below it). Without an id list, ids far from
+dense (a range over 10× the distinct ids + 1,000) are rejected as raw or corrupt ids.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import numpy as np
 
 from recsys.data.dataset import SPLITS, Dataset
 from recsys.data.tsv import check_writable_ids, read_id_map, write_tsv
-from recsys.data.validate import check_pairs, check_range, clean_splits, load_features, load_npy
+from recsys.data.validate import (check_pairs, check_range, clean_splits, load_features, load_npy,
+                                  size_from_ids)
 from recsys.io import atomic_path
 
 ITEM_IDS = "item_ids.tsv"
@@ -29,10 +31,21 @@ def _locator(path: Path):
     return lambda column: f"{path} column {column}"
 
 
-def _size(pairs: list[np.ndarray], row: int, ids: np.ndarray | None) -> int:
+def _size(raw: dict[str, np.ndarray], paths: dict[str, Path], row: int, ids: np.ndarray | None) -> int:
+    """The id list's length, else max id + 1 over all splits (dense ids, see ``size_from_ids``)."""
     if ids is not None:
         return int(ids.size)
-    return int(max((p[row].max() + 1 if p.shape[1] else 0) for p in pairs))
+    splits = list(raw)
+    values = np.concatenate([raw[s][row] for s in splits])
+    ends = np.cumsum([raw[s].shape[1] for s in splits])
+
+    def locate(position: int) -> str:
+        index = int(np.searchsorted(ends, position, side="right"))
+        start = int(ends[index - 1]) if index else 0
+        return f"{paths[splits[index]]} column {position - start}"
+
+    kind, id_list = ("user", USER_IDS) if row == 0 else ("item", ITEM_IDS)
+    return size_from_ids(values, kind, locate, id_list)
 
 
 def read_rearm(folder: str | Path, modalities: list[str] | None = None, name: str | None = None) -> Dataset:
@@ -43,8 +56,8 @@ def read_rearm(folder: str | Path, modalities: list[str] | None = None, name: st
            for s, p in paths.items()}
     item_ids = read_id_map(folder / ITEM_IDS, "itemID") if (folder / ITEM_IDS).is_file() else None
     user_ids = read_id_map(folder / USER_IDS, "userID") if (folder / USER_IDS).is_file() else None
-    n_users = _size(list(raw.values()), 0, user_ids)
-    n_items = _size(list(raw.values()), 1, item_ids)
+    n_users = _size(raw, paths, 0, user_ids)
+    n_items = _size(raw, paths, 1, item_ids)
     for split, pairs in raw.items():
         check_range(pairs, n_users, n_items, _locator(paths[split]),
                     f"{USER_IDS} lists {n_users} users" if user_ids is not None else "max id + 1",

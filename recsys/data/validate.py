@@ -74,6 +74,29 @@ def check_range(pairs: np.ndarray, n_users: int, n_items: int, locate: Locate,
                             f"[0, {limit}) ({source}); fix the id or the id list")
 
 
+SPARSE_IDS_FACTOR = 10     # id range allowed per distinct id when sizes come from max id + 1
+SPARSE_IDS_SLACK = 1000
+
+
+def size_from_ids(ids: np.ndarray, kind: str, locate: Locate, id_list: str) -> int:
+    """max id + 1, the number of ``kind``s when 0-based dense ids index them.
+
+    Without an id list every index below the largest id gets a row (embeddings, raw-id table),
+    so a raw id or a corrupt value (10¹² would mean terabytes) must not be taken as a size:
+    when the range exceeds ``SPARSE_IDS_FACTOR`` × the number of distinct ids +
+    ``SPARSE_IDS_SLACK``, this raises a DataError naming the place of the largest id.
+    """
+    if ids.size == 0:
+        return 0
+    top = int(ids.max())
+    distinct = int(np.unique(ids).size)
+    if top + 1 > SPARSE_IDS_FACTOR * distinct + SPARSE_IDS_SLACK:
+        raise DataError(f"{locate(int(ids.argmax()))}: {kind} id {top} is far beyond the {distinct} distinct "
+                        f"{kind} ids, so they are not 0-based dense indices; renumber the {kind}s 0..{distinct - 1}, "
+                        f"or give the id list {id_list} (or use the recbole format, which maps raw ids)")
+    return top + 1
+
+
 def check_features(feat: np.ndarray, n_items: int, path: Path) -> np.ndarray:
     """One modality: 2-D float array, one finite row per item → float32."""
     if feat.ndim != 2:

@@ -129,7 +129,7 @@ def split_id_out_of_range(path, draw):
     array = _npy_load(path)
     row = draw(st.integers(0, 1))
     limit = 16 if row == 0 else 12
-    array[row, draw(st.integers(0, array.shape[1] - 1))] = draw(st.integers(limit, limit + 10**6))
+    array[row, draw(st.integers(0, array.shape[1] - 1))] = draw(st.integers(limit, limit + 10**12))
     _npy_save(path, array)
     return ERROR, None
 
@@ -405,13 +405,7 @@ def test_corrupted_input_gives_data_error_or_the_same_dataset(pristine, fmt, dat
         assert canonical(ds) == original, f"{corruption.__name__} on {file_name} changed the dataset"
 
 
-# ----------------------------------------------------------------------------- known reader bugs
-# Found by the fuzzing above and reported to the data helper; each test states the right
-# behaviour and fails loudly (strict xfail) once the bug is fixed, so the exclusion above and
-# the marker can then be removed.
-KNOWN_BUGS = "reader bug found by fuzzing, reported (see the test docstring)"
-
-
+# ----------------------------------------------------------------------------- ids far from dense
 def _mmrec_folder(tmp_path: Path, text: str) -> Path:
     folder = tmp_path / "mmrec"
     folder.mkdir()
@@ -441,15 +435,30 @@ def test_mmrec_file_without_train_rows_is_a_data_error(tmp_path):
         _read(folder, "mmrec")
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS)
 def test_absurd_id_without_an_id_list_is_a_data_error(tmp_path):
-    """Without an id list the sizes are max id + 1, so one corrupt id of 10**12 makes
-    Dataset.__post_init__ allocate 10**12 raw ids: MemoryError (and an id of a few 10**8
-    silently allocates gigabytes). Ids far beyond the number of distinct ids should be a
-    DataError naming the line."""
+    """Found by this fuzzing: without an id list the sizes are max id + 1, so one corrupt id
+    of 10**12 made Dataset allocate 10**12 raw ids (MemoryError). Ids far beyond the number
+    of distinct ids are now a DataError naming the line and the fix."""
     folder = _mmrec_folder(tmp_path, "userID\titemID\tx_label\n0\t0\t0\n0\t1\t1\n1\t999999999999\t0\n")
-    with pytest.raises(DataError, match="line 4"):
+    with pytest.raises(DataError, match=r"line 4.*item id 999999999999 .*renumber"):
         _read(folder, "mmrec")
+
+
+def test_absurd_id_in_a_rearm_split_names_the_file_and_column(tmp_path):
+    folder = tmp_path / "rearm"
+    folder.mkdir()
+    np.save(folder / "train.npy", np.array([[0, 1, 1], [0, 1, 2]], dtype=np.int64))
+    np.save(folder / "valid.npy", np.array([[0], [1]], dtype=np.int64))
+    np.save(folder / "test.npy", np.array([[1, 1], [0, 10**12]], dtype=np.int64))
+    with pytest.raises(DataError, match=r"test\.npy column 1: item id 1000000000000 .*item_ids\.tsv"):
+        _read(folder, "rearm")
+
+
+def test_ids_with_some_gaps_are_still_sizes(tmp_path):
+    """Moderately sparse ids (here 3 distinct items up to id 500) are accepted as indices."""
+    folder = _mmrec_folder(tmp_path, "userID\titemID\tx_label\n0\t0\t0\n0\t7\t1\n1\t500\t0\n")
+    ds = _read(folder, "mmrec")
+    assert ds.n_items == 501 and ds.n_users == 2
 
 
 # ----------------------------------------------------------------------------- bundle layouts
