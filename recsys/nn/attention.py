@@ -19,8 +19,9 @@ dS_ij = A_ij dO_i (M_ij v_j / (1−p) − o_i), reduced by batched vector–matr
 without forming dS); the softmax max is computed in closed form
 (max_j q_i k_j = q_i·max k if q_i ≥ 0 else q_i·min k). Keep-masks are drawn as
 16-bit uniform integers, i.e. the drop probability is p rounded to a multiple of 2⁻¹⁶
-(|error| ≤ 8·10⁻⁶), four draws per 64-bit random number; they are kept (one byte per entry)
-for the backward pass.
+(|error| ≤ 8·10⁻⁶), four draws per 64-bit random number; the backward pass draws the same
+masks again from the seed instead of keeping them (which would cost d² bytes per node: 16 GB
+for REARM's four attentions over a million items).
 """
 from __future__ import annotations
 
@@ -78,17 +79,14 @@ class _ScalarTokenAttention(torch.autograd.Function):
         out = torch.empty_like(q)
         scale = 1.0 / (1.0 - p)
         stream = KeepMasks(p, seed, q.device) if p > 0 else None
-        masks = []
         for start in range(0, n, block_rows):
             block = slice(start, start + block_rows)
             weights, norm = _exp_scores(q[block], k[block])
             if stream is not None:
-                mask = stream.next(weights.shape)
-                weights.mul_(mask)
-                masks.append(mask)
+                weights.mul_(stream.next(weights.shape))
             out[block] = _rows_times(weights, v[block]).mul_(scale / norm)
         ctx.save_for_backward(q, k, v, out)
-        ctx.masks, ctx.scale, ctx.block_rows = masks, scale, block_rows
+        ctx.p, ctx.seed, ctx.scale, ctx.block_rows = p, seed, scale, block_rows
         return out
 
     @staticmethod
@@ -101,15 +99,16 @@ class _ScalarTokenAttention(torch.autograd.Function):
         q, k, v, out = ctx.saved_tensors
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         scale = ctx.scale
-        for index, start in enumerate(range(0, q.shape[0], ctx.block_rows)):
+        stream = KeepMasks(ctx.p, ctx.seed, q.device) if ctx.p > 0 else None
+        for start in range(0, q.shape[0], ctx.block_rows):
             block = slice(start, start + ctx.block_rows)
             qb, kb, vb, ob = q[block], k[block], v[block], out[block]
             weights, norm = _exp_scores(qb, kb)
             g = grad_out[block] / norm
             row_k = _rows_times(weights, kb)
             col_goq = _columns_times(weights, g * ob * qb)
-            if ctx.masks:
-                weights.mul_(ctx.masks[index])
+            if stream is not None:
+                weights.mul_(stream.next(weights.shape))
             row_vk = _rows_times(weights, vb * kb)
             col_g, col_gq = torch.bmm(torch.stack([g, g * qb], dim=1), weights).unbind(1)
             grad_q[block] = g * (scale * row_vk - ob * row_k)
