@@ -77,40 +77,52 @@ def run_single(spec: dict) -> dict:
     }
 
 
-def collect_interrupted(runs_dir: str) -> None:
-    """Record grid points whose training was stopped before early stopping ended it.
+def collect_runs(runs_dir: str) -> None:
+    """Record grid points trained outside this script's own launches: runs stopped before
+    early stopping ended them, and such runs once continued to the end with ``recsys train
+    --resume``.
 
-    Valid and test metrics come from the best-valid checkpoint so far, so the entry is what
-    a finished run would report had it stopped there; ``status`` marks it as not converged.
+    Valid and test metrics come from the best-valid checkpoint. A stopped run is marked as not
+    converged; a resumed one as finished, with the epoch it was resumed from. Timings are
+    summed from metrics.jsonl; peak memory is not known across processes (null).
     """
     from recsys.training import load_run
     from recsys.training.tasks import make_task
 
+    recorded = read_json(OUT, {"runs": {}}).get("runs", {})
     for run_dir in sorted(Path(runs_dir).iterdir()):
-        if (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
+        finished = (run_dir / "results.json").exists()
+        previous = recorded.get(run_dir.name)
+        if not (run_dir / "best.pt").exists() or (finished and (previous is None or "status" not in previous)):
             continue
         run = load_run(run_dir, device="cpu")
         task = make_task("interaction", run.dataset, run.config, run.device)
         epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         evals = [e for e in epochs if "eval_seconds" in e]
         best = max(evals, key=lambda e: e["valid/recall@20"])
+        if finished:
+            status = (f"finished (early stopping) after a resume from epoch {previous['epochs_run']} "
+                      f"(the first process was stopped there)")
+        else:
+            status = (f"interrupted after epoch {epochs[-1]['epoch']} (not converged; valid still improving "
+                      f"or patience not exhausted); metrics of the best-valid checkpoint so far")
         model_config = {k: v for k, v in run.config["model"].items() if k in ("n_layers", "reg_weight")}
         result = {
             "dataset": run.dataset.name, "model": run.config["model"]["name"], "params": model_config,
             "valid": task.evaluate(run.model, "valid"), "test": task.evaluate(run.model, "test"),
-            "best_epoch": best["epoch"], "epochs_run": epochs[-1]["epoch"],
-            "status": f"interrupted after epoch {epochs[-1]['epoch']} (not converged; valid still improving "
-                      f"or patience not exhausted); metrics of the best-valid checkpoint so far",
+            "best_epoch": best["epoch"], "epochs_run": epochs[-1]["epoch"], "status": status,
             "seconds_per_epoch": sum(e["train_seconds"] for e in epochs) / len(epochs),
             "evaluation_seconds": sum(e["eval_seconds"] for e in evals) / len(evals),
-            "total_seconds": None, "peak_memory_mb": None,
+            "total_seconds": (sum(e["train_seconds"] for e in epochs) + sum(e["eval_seconds"] for e in evals)
+                              if finished else None),
+            "peak_memory_mb": None,
             "max_epochs": run.config["train"]["epochs"], "eval_every": run.config["train"]["eval_every"],
             "patience_evaluations": run.config["train"]["patience"],
         }
         merged = read_json(OUT, {"runs": {}}).get("runs", {})
         merged[run_dir.name] = result
         io.write_json(OUT, summarise(merged))
-        print(f"{run_dir.name}: recorded as interrupted at epoch {result['epochs_run']}")
+        print(f"{run_dir.name}: {status}")
 
 
 def select(runs: list[dict]) -> dict:
@@ -118,10 +130,20 @@ def select(runs: list[dict]) -> dict:
 
 
 def summarise(runs: dict) -> dict:
+    """Per dataset and model, the grid point with the best valid Recall@20 against the published
+    test figures; for BPR-MF also the best among reg_weight ≤ 1e-2 (the range of the published
+    LightGCN grid), since stronger regularisation changes BPR-MF's level a lot."""
+    return {"commit": commit(), "protocol": "specs/protocol.md (valid-only selection)",
+            "selected": _select_all(runs, ("bpr", "lightgcn"), lambda r: True),
+            "selected_bpr_reg_at_most_1e-2": _select_all(runs, ("bpr",), lambda r: r["params"]["reg_weight"] <= 1e-2),
+            "runs": runs}
+
+
+def _select_all(runs: dict, models: tuple[str, ...], keep) -> dict:
     selected = {}
     for (dataset, model), (pub_recall, pub_ndcg) in PUBLISHED.items():
-        candidates = [r for r in runs.values() if r["dataset"] == dataset and r["model"] == model]
-        if not candidates:
+        candidates = [r for r in runs.values() if r["dataset"] == dataset and r["model"] == model and keep(r)]
+        if model not in models or not candidates:
             continue
         best = select(candidates)
         selected[f"{dataset}/{model}"] = {
@@ -134,8 +156,7 @@ def summarise(runs: dict) -> dict:
             "relative_gap": {"recall@20": best["test"]["recall@20"] / pub_recall - 1,
                              "ndcg@20": best["test"]["ndcg@20"] / pub_ndcg - 1},
         }
-    return {"commit": commit(), "protocol": "specs/protocol.md (valid-only selection)",
-            "selected": selected, "runs": runs}
+    return selected
 
 
 def main() -> None:
@@ -146,15 +167,17 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=1)
     parser.add_argument("--patience", type=int, default=20, help="in evaluations")
+    parser.add_argument("--reg-weights", type=float, nargs="+",
+                        help="replace the grid's reg_weight values (e.g. to add one point to a finished grid)")
     parser.add_argument("--jobs", type=int, default=1, help="grid points trained at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per job (0 = default)")
     parser.add_argument("--runs-dir", default="/tmp/recsys-bench-runs")
-    parser.add_argument("--collect-interrupted", action="store_true",
-                        help="record runs in --runs-dir that were stopped before finishing")
+    parser.add_argument("--collect", action="store_true",
+                        help="record runs in --runs-dir that were stopped before finishing, or resumed to the end")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.collect_interrupted:
-        collect_interrupted(args.runs_dir)
+    if args.collect:
+        collect_runs(args.runs_dir)
         return
     if args.single:
         print(json.dumps(run_single(json.loads(args.single))))
@@ -163,7 +186,10 @@ def main() -> None:
     runs = read_json(OUT, {"runs": {}}).get("runs", {})
     specs = []
     for dataset, model in itertools.product(args.datasets, args.models):
-        for params in grid_points(GRIDS[args.grid][model]):
+        grid = dict(GRIDS[args.grid][model])
+        if args.reg_weights:
+            grid["reg_weight"] = args.reg_weights
+        for params in grid_points(grid):
             key = f"{dataset}-{model}-" + "-".join(f"{k}{v}" for k, v in sorted(params.items()))
             if key not in runs:
                 specs.append({"key": key, "dataset": dataset, "model": model, "params": params,
