@@ -94,6 +94,9 @@ def _hit_matrix(top: Tensor, targets: tuple[Tensor, Tensor], n_items: int) -> Te
 ScoreFn = Callable[[Tensor], Tensor]
 
 
+SCORE_BLOCK_ELEMENTS = 1 << 26
+
+
 @torch.no_grad()
 def evaluate_ranking(score_fn: ScoreFn, exclude_csr: sp.csr_matrix | None, target_csr: sp.csr_matrix,
                      ks: Iterable[int], metrics: Iterable[str], batch_size: int = 4096,
@@ -105,13 +108,16 @@ def evaluate_ranking(score_fn: ScoreFn, exclude_csr: sp.csr_matrix | None, targe
     the train split) marks items scored -inf; None masks nothing. ``target_csr`` holds the
     held-out items. Returns ``{"recall@20": ..., "ndcg@10": ...}``; an item ranked at a
     masked (-inf) position never counts as a hit. Per-user values are kept and averaged once, so
-    the result is bit-identical for every batch size.
+    the result is bit-identical for every batch size. At most ``batch_size`` users, and at most
+    ``SCORE_BLOCK_ELEMENTS // n_items`` (at least one), are scored at a time, so the score block
+    stays under 256 MiB of float32 whatever the catalogue size (67 users at a million items).
     """
     ks, names = validate(ks, metrics)
     device = torch.device(device)
     if batch_size < 1:
         raise ValueError(f"eval.batch_size must be positive, got {batch_size}")
     n_items = target_csr.shape[1]
+    batch_size = min(int(batch_size), max(1, SCORE_BLOCK_ELEMENTS // max(1, n_items)))
     if exclude_csr is not None and exclude_csr.shape != target_csr.shape:
         raise ValueError(f"exclude matrix {exclude_csr.shape} and target matrix {target_csr.shape} differ in shape")
     target_csr = sp.csr_matrix(target_csr)

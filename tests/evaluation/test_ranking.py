@@ -64,6 +64,27 @@ def test_result_does_not_depend_on_batch_size():
     assert results[0] == results[1] == results[2]
 
 
+def test_score_block_is_bounded_by_the_catalogue_size(monkeypatch):
+    """Large catalogues score fewer users at a time (memory O(block), not O(batch × items))."""
+    from recsys.evaluation import ranking
+
+    scores, excluded, targets = _random_case(5)
+    n_users, n_items = scores.shape
+    expected = _evaluate(scores, excluded, targets, [2, 5], batch_size=1000)
+    monkeypatch.setattr(ranking, "SCORE_BLOCK_ELEMENTS", 3 * n_items + 1)
+    sizes = []
+
+    def score_fn(users):
+        sizes.append(users.numel())
+        return torch.from_numpy(scores)[users].clone()
+
+    target_csr = _csr(targets, n_users, n_items)
+    got = evaluate_ranking(score_fn, _csr(excluded, n_users, n_items), target_csr, ks=[2, 5], metrics=METRICS,
+                           batch_size=1000)
+    assert max(sizes) == 3 and sum(sizes) == int((target_csr.getnnz(axis=1) > 0).sum())
+    assert got == expected
+
+
 def test_users_without_targets_are_skipped_and_never_scored():
     scores, excluded, targets = _random_case(4)
     n_users, n_items = scores.shape
