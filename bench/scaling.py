@@ -24,6 +24,8 @@ memory (and the memory of the process before the stage's data was loaded):
   extrapolated from the measured steps except at 10k, where a whole epoch is timed too). From
   100k items on REARM's two semantic kNN graphs are random graphs with the same number of
   entries per row (an epoch's cost depends on the sizes only), its co-occurrence graphs real;
+- ``rearm_d16``: the same REARM steps with embedding size 16 (a step's memory is a few
+  thousand floats per node at d = 64, about 48 GB at 1M items: more than this machine has);
 - ``eval``: full-ranking evaluation (Recall/NDCG@10,20 over all items, train items masked) of
   LightGCN, on every valid user up to 100k items and on a sample at 1M (extrapolated).
 
@@ -51,7 +53,7 @@ OUT = RESULTS / "scaling.json"
 PLOT = RESULTS / "scaling.png"
 README = REPO / "bench" / "README.md"
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
-STAGES = ("data", "graphs", "knn", "lightgcn", "rearm", "eval")
+STAGES = ("data", "graphs", "knn", "lightgcn", "rearm", "rearm_d16", "eval")
 PER_USER = 278_677 / 39_387
 CLUSTER_ITEMS = 2000
 MODALITIES = {"text": 64, "image": 32}
@@ -210,9 +212,11 @@ class _StandInKnnStore:
 def _config(model: str) -> dict:
     from recsys.config import load_yaml, resolve
 
-    if model == "rearm":
+    if model.startswith("rearm"):
         raw = load_yaml(REPO / "configs" / "models" / "rearm.yaml")
         raw["train"]["progress"] = False
+        if model == "rearm_d16":
+            raw["model"]["embedding_size"] = 16
         return resolve({**raw, "device": "cpu", "seed": 0})
     return resolve({"model": {"name": "lightgcn", "n_layers": 3}, "device": "cpu", "seed": 0,
                     "train": {"batch_size": 2048, "progress": False}})
@@ -242,7 +246,7 @@ def stage_training(dataset, model_name: str, steps: int, whole_epoch: bool, stan
     graphs = _StandInKnnStore(dataset) if stand_in else GraphStore(dataset, "cpu")
     seed_everything(0)
     model = timed(record, "graphs_and_model",
-                  lambda: get_model_class(model_name)(dataset, config["model"], graphs))
+                  lambda: get_model_class(config["model"]["name"])(dataset, config["model"], graphs))
     task = make_task("interaction", dataset, config, torch.device("cpu"))
     optimizer = make_optimizer(model.parameters(), config["train"])
     batches = timed(record, "negative_sampling_and_batches", lambda: iter(task.batches(1)))
@@ -302,7 +306,7 @@ def stage_eval(dataset, sample_users: int | None) -> dict:
             "extrapolated": bool(evaluated.size < users_with_targets.size)}
 
 
-def _rearm_memory_check(n_items: int) -> dict | None:
+def _rearm_memory_check(stage: str, n_items: int) -> dict | None:
     """A skip record when REARM's training step would not fit in this machine's memory.
 
     A REARM step keeps, for autograd, a few thousand floats per node (the (M + 1)·d-wide
@@ -310,8 +314,8 @@ def _rearm_memory_check(n_items: int) -> dict | None:
     of every node: the forward pass is full-graph by design). The per-node memory of the largest
     measured size predicts this size's peak; that is linear in the nodes, not quadratic.
     """
-    measured = [(int(size), entry["rearm"]) for size, entry in read_json(OUT, {"sizes": {}})["sizes"].items()
-                if "seconds_per_step" in entry.get("rearm", {}) and int(size) < n_items]
+    measured = [(int(size), entry[stage]) for size, entry in read_json(OUT, {"sizes": {}})["sizes"].items()
+                if "seconds_per_step" in entry.get(stage, {}) and int(size) < n_items]
     if not measured:
         return None
     size, rearm = max(measured)
@@ -342,11 +346,12 @@ def run_stage(stage: str, n_items: int, work_dir: Path) -> dict:
             result = stage_graphs(dataset)
         elif stage == "knn":
             result = stage_knn(dataset, full=small)
-        elif stage == "rearm" and (skip := _rearm_memory_check(n_items)) is not None:
+        elif stage.startswith("rearm") and (skip := _rearm_memory_check(stage, n_items)) is not None:
             result = skip
-        elif stage in ("lightgcn", "rearm"):
+        elif stage in ("lightgcn", "rearm", "rearm_d16"):
             steps = 20 if small or (stage == "lightgcn" and n_items <= 100_000) else 2
-            result = stage_training(dataset, stage, steps, whole_epoch=small, stand_in=stage == "rearm" and not small)
+            result = stage_training(dataset, stage, steps, whole_epoch=small and stage != "rearm_d16",
+                                    stand_in=stage.startswith("rearm") and not small)
         else:
             result = stage_eval(dataset, None if n_items <= 100_000 else EVAL_SAMPLE_USERS)
         result["rss_after_loading_mb"] = round(loaded)
@@ -364,7 +369,7 @@ def stage_seconds(entry: dict, stage: str, calibration: dict | None = None) -> t
     decides near-ties exactly, which the sampled blocks leave out)."""
     if "skipped" in entry:
         return math.nan, True
-    if stage in ("lightgcn", "rearm"):
+    if stage in ("lightgcn", "rearm", "rearm_d16"):
         return entry.get("measured_seconds_per_epoch", entry["seconds_per_epoch"]), \
             "measured_seconds_per_epoch" not in entry
     if stage == "eval":
@@ -408,7 +413,7 @@ def plot(results: dict) -> None:
         if not done:
             continue
         seconds = [stage_seconds(results["sizes"][str(s)][stage], stage, knn_calibration(results))[0] for s in done]
-        left.plot(done, seconds, marker="o", label=stage if stage not in ("lightgcn", "rearm") else f"{stage} epoch")
+        left.plot(done, seconds, marker="o", label=f"{stage} epoch" if stage in ("lightgcn", "rearm", "rearm_d16") else stage)
         right.plot(done, [results["sizes"][str(s)][stage]["peak_rss_mb"] for s in done], marker="o", label=stage)
     for axis, title in ((left, "seconds (1 thread; most large-size values extrapolated)"), (right, "peak RSS (MB)")):
         axis.set_xscale("log")
@@ -440,7 +445,8 @@ def markdown(results: dict) -> str:
                              f"~{entry[stage]['predicted_peak_rss_mb']:,} (predicted) |")
                 continue
             seconds, extrapolated = stage_seconds(entry[stage], stage, knn_calibration(results))
-            label = {"lightgcn": "LightGCN epoch", "rearm": "REARM epoch", "eval": "full evaluation"}.get(stage, stage)
+            label = {"lightgcn": "LightGCN epoch", "rearm": "REARM epoch", "rearm_d16": "REARM epoch, d = 16",
+                     "eval": "full evaluation"}.get(stage, stage)
             lines.append(f"| {size:,} | {entry.get('users', 2 * size):,} | {entry.get('interactions', 0):,} | {label} | "
                          f"{'~' if extrapolated else ''}{seconds:,.1f} | {entry[stage]['peak_rss_mb']:,} |")
     lines += ["", "Peak memory against interactions (log-log slope between consecutive sizes; 1 = linear, "
