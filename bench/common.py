@@ -27,3 +27,17 @@ def peak_memory_mb() -> float:
 
 def read_json(path: Path, default):
     return json.loads(path.read_text()) if path.exists() else default
+
+
+def write_readme_section(section: str, begin: str, end: str) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end``) into bench/README.md,
+    replacing the text between those markers; other sections are left alone."""
+    from recsys import io
+
+    readme = REPO / "bench" / "README.md"
+    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    io.write_text(readme, text)

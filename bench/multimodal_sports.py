@@ -40,12 +40,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
 
 OUT = RESULTS / "multimodal_sports.json"
-README = REPO / "bench" / "README.md"
 BEGIN, END = "<!-- multimodal_sports:begin -->", "<!-- multimodal_sports:end -->"
 
 TRAIN = {"batch_size": 8192, "lr": 5e-3}
@@ -300,14 +299,8 @@ def verdict(table: list[dict]) -> str:
 
 
 def write_readme(summary: dict) -> None:
-    """Replace this benchmark's section of bench/README.md (other sections are left alone)."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = markdown(summary)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    io.write_text(README, text)
+    """Replace this benchmark's section of bench/README.md."""
+    write_readme_section(markdown(summary), BEGIN, END)
 
 
 def main() -> None:

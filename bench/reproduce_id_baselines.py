@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
 
@@ -38,7 +38,6 @@ GRIDS = {
     "single": {"lightgcn": {"n_layers": [3], "reg_weight": [1e-4]}, "bpr": {"reg_weight": [1e-1]}},
 }
 OUT = RESULTS / "id_baselines.json"
-README = RESULTS.parent / "README.md"
 BEGIN, END = "<!-- id_baselines:begin -->", "<!-- id_baselines:end -->"
 BPR_NOTE = (
     "BPR-MF depends strongly on its L2 weight: with reg_weight ≤ 1e-2 (the range of the published "
@@ -191,14 +190,8 @@ def markdown(summary: dict) -> str:
 
 
 def write_readme(summary: dict) -> None:
-    """Replace this benchmark's section of bench/README.md (other sections are left alone)."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = markdown(summary)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    io.write_text(README, text)
+    """Replace this benchmark's section of bench/README.md."""
+    write_readme_section(markdown(summary), BEGIN, END)
 
 
 def write_results(runs: dict) -> None:

@@ -45,13 +45,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, commit, peak_memory_mb, read_json  # noqa: E402
+from common import REPO, RESULTS, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
 
 OUT = RESULTS / "scaling.json"
 PLOT = RESULTS / "scaling.png"
-README = REPO / "bench" / "README.md"
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 STAGES = ("data", "graphs", "knn", "lightgcn", "rearm", "rearm_d16", "eval")
 PER_USER = 278_677 / 39_387
@@ -465,13 +464,8 @@ def markdown(results: dict) -> str:
 
 
 def write_readme(results: dict) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = markdown(results)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    io.write_text(README, text)
+    """Replace this benchmark's section of bench/README.md."""
+    write_readme_section(markdown(results), BEGIN, END)
 
 
 def main() -> None:
