@@ -48,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, RESULTS, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
+from recsys.graphs import GraphStore  # noqa: E402
+from recsys.graphs.knn import neighbour_graph  # noqa: E402
 
 OUT = RESULTS / "scaling.json"
 PLOT = RESULTS / "scaling.png"
@@ -122,7 +124,6 @@ def stage_data(work_dir: Path, n_items: int) -> dict:
 
 
 def stage_graphs(dataset) -> dict:
-    from recsys.graphs import GraphStore
 
     store = GraphStore(dataset, "cpu")
     record: dict = {}
@@ -153,7 +154,6 @@ def _sampled_topk(points, k: int, rows: int) -> float:
 def stage_knn(dataset, full: bool) -> dict:
     import torch
 
-    from recsys.graphs import GraphStore
     from recsys.graphs.interest import user_interest
 
     record: dict = {}
@@ -183,29 +183,26 @@ def stage_knn(dataset, full: bool) -> dict:
     return {"parts": record}
 
 
-class _StandInKnnStore:
+class _StandInKnnStore(GraphStore):
     """GraphStore whose two semantic kNN graphs are random graphs of the same shape (k entries
     per row, normalised like the real ones); every other graph is the real one."""
 
-    def __new__(cls, dataset):
+    def __init__(self, dataset) -> None:
+        super().__init__(dataset, "cpu")
+
+    @staticmethod
+    def _random_knn(n: int, k: int):
         import torch
 
-        from recsys.graphs import GraphStore
-        from recsys.graphs.knn import neighbour_graph
+        generator = torch.Generator().manual_seed(n + k)
+        indices = torch.randint(n, (n, k), generator=generator)
+        return neighbour_graph(torch.rand(n, k, generator=generator), indices)
 
-        def random_knn(n: int, k: int) -> torch.Tensor:
-            generator = torch.Generator().manual_seed(n + k)
-            indices = torch.randint(n, (n, k), generator=generator)
-            return neighbour_graph(torch.rand(n, k, generator=generator), indices)
+    def item_knn(self, modality_weights, k, weighted=True):
+        return self._random_knn(self.dataset.n_items, k)
 
-        class Store(GraphStore):
-            def item_knn(self, modality_weights, k, weighted=True):
-                return random_knn(self.dataset.n_items, k)
-
-            def user_interest_knn(self, modality_weights, k, weighted=True):
-                return random_knn(self.dataset.n_users, k)
-
-        return Store(dataset, "cpu")
+    def user_interest_knn(self, modality_weights, k, weighted=True):
+        return self._random_knn(self.dataset.n_users, k)
 
 
 def _config(model: str) -> dict:
@@ -234,7 +231,6 @@ def _profile_top(step, rows: int = 5) -> list[dict]:
 def stage_training(dataset, model_name: str, steps: int, whole_epoch: bool, stand_in: bool) -> dict:
     import torch
 
-    from recsys.graphs import GraphStore
     from recsys.models import get_model_class
     from recsys.training.run import seed_everything
     from recsys.training.tasks import make_task
@@ -280,7 +276,6 @@ def stage_eval(dataset, sample_users: int | None) -> dict:
     import torch
 
     from recsys.evaluation.ranking import evaluate_ranking
-    from recsys.graphs import GraphStore
     from recsys.models import get_model_class
 
     config = _config("lightgcn")

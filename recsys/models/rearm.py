@@ -65,6 +65,7 @@ from recsys.models.base import Recommender
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from recsys.nn.attention import ScalarTokenAttention
+from recsys.nn.modalities import select_modalities
 
 
 def _transpose_csr(adj: torch.Tensor) -> torch.Tensor:
@@ -114,7 +115,7 @@ class REARM(Recommender):
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)
         cfg = self.config
-        self.modalities = _select_modalities(dataset, cfg["modalities"])
+        self.modalities = select_modalities(dataset, cfg["modalities"])
         item_weights = _modality_weights(cfg["item_modality_weights"], self.modalities, "item_modality_weights")
         user_weights = _modality_weights(cfg["user_modality_weights"], self.modalities, "user_modality_weights")
         d = self.dim = int(cfg["embedding_size"])
@@ -267,21 +268,6 @@ class REARM(Recommender):
         users, items = slice(None, self.n_users), slice(self.n_users, None)
         return (self._represent(slice(None), feats[users], ids[users], self._meta_factors(feats, users=True)),
                 self._represent(slice(None), feats[items], ids[items], self._meta_factors(feats, users=False)))
-
-
-def _select_modalities(dataset, requested) -> list[str]:
-    available = sorted(dataset.features)
-    if requested is None:
-        if not available:
-            raise ValueError(f"REARM needs item features, but dataset '{dataset.name}' has none; load a dataset "
-                             "with feature files (dataset.modalities) or choose an ID-only model")
-        return available
-    requested = [str(m) for m in requested]
-    missing = [m for m in requested if m not in dataset.features]
-    if missing or not requested or len(set(requested)) != len(requested):
-        raise ValueError(f"model.modalities {requested} must be distinct modalities of dataset '{dataset.name}', "
-                         f"which has {available}; fix model.modalities (or dataset.modalities)")
-    return requested
 
 
 def _modality_weights(weights, modalities: list[str], key: str) -> dict[str, float]:

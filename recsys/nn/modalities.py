@@ -3,14 +3,18 @@ from __future__ import annotations
 
 
 def select_modalities(dataset, modalities) -> list[str]:
-    """``modalities`` (validated against the dataset) or, when None, all of its modalities sorted."""
+    """``modalities`` (distinct, validated against the dataset) or, when None, all of its
+    modalities sorted; a dataset without features is an error naming the fix."""
     available = sorted(dataset.features)
-    chosen = available if modalities is None else list(modalities)
+    if modalities is None and not available:
+        raise ValueError(f"this model needs item features, but dataset '{dataset.name}' has none; load a dataset "
+                         "with feature files (dataset.modalities) or choose an ID-only model")
+    chosen = available if modalities is None else [str(m) for m in modalities]
     missing = [m for m in chosen if m not in dataset.features]
-    if missing or not chosen:
+    if missing or not chosen or len(set(chosen)) != len(chosen):
         raise ValueError(
             f"model.modalities {chosen} is not usable: dataset '{dataset.name}' has feature modalities "
-            f"{available}; set model.modalities to a non-empty subset of them, or load the features with "
+            f"{available}; set model.modalities to distinct members of them, or load the features with "
             "dataset.modalities"
         )
     return chosen
