@@ -31,8 +31,8 @@ BUNDLES = {"format": "bundle_csv", "path": str(SHARED_DATA / "bundles" / "clothi
 
 
 def _train(model: str, epochs: int, workdir: Path) -> dict:
-    from recsys.config import resolve
-    from recsys.training.run import train
+    from recsys.compose import resolve
+    from recsys.runs import train
 
     dataset = BUNDLES if model == "clhe" else SYNTHETIC
     config = resolve({"dataset": dataset, "model": {"name": model}, "threads": 1, "seed": 7,

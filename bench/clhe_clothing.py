@@ -45,7 +45,9 @@ ABLATIONS = {
 
 
 def _config(overrides: dict, runs_dir: str, name: str) -> dict:
-    from recsys.config import load_yaml, merge, resolve
+    from recsys.compose import resolve
+    from recsys.config import merge
+    from recsys.io import load_yaml
 
     user = merge(load_yaml(CONFIG), overrides, None)
     user["dataset"]["path"] = str(SHARED_DATA / "bundles" / "clothing")
@@ -57,7 +59,7 @@ def run_clhe(spec: dict) -> dict:
     """Child process: train one CLHE configuration, return its measurements."""
     import torch
 
-    from recsys.training import train
+    from recsys.runs import train
 
     torch.set_num_threads(1)
     config = _config(spec["overrides"], spec["runs_dir"], spec["key"])

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, SHARED_DATA, commit, peak_memory_mb  # noqa: E402
 
 from recsys import io  # noqa: E402
-from recsys.config import DEFAULTS  # noqa: E402
+from recsys.config import CORE_DEFAULTS  # noqa: E402
 from recsys.data.rearm import read_rearm  # noqa: E402
 from recsys.evaluation import evaluate_ranking  # noqa: E402
 
@@ -44,7 +44,7 @@ def main() -> None:
     user_emb = torch.randn(dataset.n_users, args.dim, generator=generator).to(device)
     item_emb = torch.randn(dataset.n_items, args.dim, generator=generator).to(device)
     exclude, target = dataset.csr("train"), dataset.csr("test")
-    ks, metrics = DEFAULTS["eval"]["ks"], DEFAULTS["eval"]["metrics"]
+    ks, metrics = CORE_DEFAULTS["eval"]["ks"], CORE_DEFAULTS["eval"]["metrics"]
 
     def score(users: torch.Tensor) -> torch.Tensor:
         return user_emb[users] @ item_emb.T

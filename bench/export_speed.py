@@ -36,9 +36,10 @@ def run_case(dim: int, repeats: int, device: str, batch_size: int) -> dict:
     import torch
 
     from recsys import io
-    from recsys.config import dump_yaml, resolve
-    from recsys.export import export, load_run
-    from recsys.training.run import build
+    from recsys.compose import build, resolve
+    from recsys.export import export
+    from recsys.io import dump_yaml
+    from recsys.runs import load_run
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -48,7 +49,7 @@ def run_case(dim: int, repeats: int, device: str, batch_size: int) -> dict:
                         "modalities": []},
             "model": {"name": "lightgcn", "embedding_size": dim},
         })
-        _, model, _ = build(config, torch.device(device))
+        model = build(config, torch.device(device)).model
         run_dir.mkdir()
         io.write_text(run_dir / "config.yaml", dump_yaml(config))
         io.torch_save({"model": model.state_dict()}, run_dir / "best.pt")

@@ -66,8 +66,8 @@ ABLATIONS = {"no co-occurrence infusion": {"cooccurrence_infusion": False},
 
 def run_single(spec: dict) -> dict:
     """Child process: train one configuration and return its measurements."""
-    from recsys.config import resolve
-    from recsys.training import train
+    from recsys.compose import resolve
+    from recsys.runs import train
 
     if spec.get("continue"):
         return continue_single(spec)
@@ -93,8 +93,9 @@ def continue_single(spec: dict) -> dict:
     The optimiser, RNG and early-stopping state come from last.pt, so the run goes on exactly
     as if its epoch cap had been ``max_epochs`` from the start.
     """
-    from recsys.config import dump_yaml, load_yaml, resolve
-    from recsys.training import train
+    from recsys.compose import resolve
+    from recsys.io import dump_yaml, load_yaml
+    from recsys.runs import train
 
     run_dir = Path(spec["runs_dir"]) / spec["key"]
     config = resolve(load_yaml(run_dir / "config.yaml"))
@@ -113,8 +114,8 @@ def interrupted(run_dir: Path, previous: dict) -> dict:
     """
     import torch
 
-    from recsys.config import load_yaml, resolve
-    from recsys.training.run import build
+    from recsys.compose import build, resolve
+    from recsys.io import load_yaml
 
     config = resolve(load_yaml(run_dir / "config.yaml"))
     last = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)["state"]
@@ -124,7 +125,8 @@ def interrupted(run_dir: Path, previous: dict) -> dict:
     if last["stopped"] or last["epoch"] >= config["train"]["epochs"]:
         sys.exit(f"{run_dir}: the run ended at epoch {last['epoch']} but wrote no results.json record here; "
                  "finish it with --continue, which returns at once with its results")
-    _, model, task = build(config, torch.device("cpu"))
+    run = build(config, torch.device("cpu"))
+    model, task = run.model, run.task
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(best["model"])
     model.eval()

@@ -67,8 +67,8 @@ def profile_step(model, task, optimizer, rows: int = 14) -> list[dict]:
 
 
 def measure(name: str, threads: int, cache: Path) -> dict:
-    from recsys.config import load_yaml, resolve
-    from recsys.training.run import build
+    from recsys.compose import build, resolve
+    from recsys.io import load_yaml
     from recsys.training.trainer import Trainer
 
     torch.set_num_threads(threads)
@@ -78,7 +78,8 @@ def measure(name: str, threads: int, cache: Path) -> dict:
     config = resolve(raw)
     dataset = stand_in_dataset(name)
     started = time.perf_counter()
-    _, model, task = build(config, torch.device("cpu"), dataset)
+    run = build(config, torch.device("cpu"), dataset)
+    model, task = run.model, run.task
     setup_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(model, task, config["train"], run_dir)

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
 
 from recsys import io  # noqa: E402
-from recsys.config import load_yaml, resolve  # noqa: E402
-from recsys.training.run import build  # noqa: E402
-from recsys.training.trainer import Trainer  # noqa: E402
+from recsys.compose import build, resolve  # noqa: E402
+from recsys.io import load_yaml  # noqa: E402
+from recsys.training import Trainer  # noqa: E402
 
 OUT = RESULTS / "rearm.json"
 
@@ -61,7 +61,8 @@ def run(model: str, args) -> dict:
     run_dir = Path(config["output_dir"]) / config["run_name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    dataset, net, task = build(config, torch.device("cpu"))
+    run = build(config, torch.device("cpu"))
+    dataset, net, task = run.dataset, run.model, run.task
     setup_seconds = time.perf_counter() - started
     trainer = Trainer(net, task, config["train"], run_dir)
     budget, max_epochs = args.minutes * 60, int(config["train"]["epochs"])

@@ -55,8 +55,8 @@ def grid_points(grid: dict) -> list[dict]:
 
 def run_single(spec: dict) -> dict:
     """Child process: train one configuration and return its measurements."""
-    from recsys.config import resolve
-    from recsys.training import train
+    from recsys.compose import resolve
+    from recsys.runs import train
 
     config = resolve({
         "seed": 2024,
@@ -94,7 +94,7 @@ def collect_runs(runs_dir: str) -> None:
     converged; a resumed one as finished, with the epoch it was resumed from. Timings are
     summed from metrics.jsonl; peak memory is not known across processes (null).
     """
-    from recsys.training import load_run
+    from recsys.runs import load_run
     from recsys.training.tasks import make_task
 
     recorded = read_json(OUT, {"runs": {}}).get("runs", {})

@@ -1,13 +1,12 @@
 """Scaling study: graph building, training steps and evaluation at 10k, 100k and 1M items (issue 9).
 
-Synthetic catalogues with users = 2 × items and the interactions per user of Amazon Clothing
-(278,677 / 39,387 ≈ 7.1), so the number of interactions grows linearly with the catalogue.
-(Clothing's density in the users × items sense would mean 6·10^8 interactions at 1M items;
-a catalogue that grows does not make each user buy proportionally more.) Every catalogue has
-the same shape: clusters of 2,000 items, log-normal item popularity (σ = 1, so the most
-popular item has about 80 × the mean degree, as in the Amazon data), 80 % of a user's
-interactions in their own cluster, a random 8:1:1 split, and two item modalities (64-d
-informative, 32-d noise).
+Synthetic catalogues of :func:`recsys.data.synthetic.catalogue`: users = 2 × items and the
+interactions per user of Amazon Clothing (278,677 / 39,387 ≈ 7.1), so the number of
+interactions grows linearly with the catalogue. (Clothing's density in the users × items sense
+would mean 6·10^8 interactions at 1M items; a catalogue that grows does not make each user buy
+proportionally more.) Every catalogue has the same shape: clusters of 2,000 items, log-normal
+item popularity, 80 % of a user's interactions in their own cluster, a random 8:1:1 split,
+and two item modalities (64-d informative, 32-d noise).
 
 Each (size, stage) runs in its own process, one torch thread, and records its peak resident
 memory (and the memory of the process before the stage's data was loaded):
@@ -48,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, RESULTS, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
+from recsys.data.synthetic import catalogue  # noqa: E402
 from recsys.graphs import GraphStore  # noqa: E402
 from recsys.graphs.knn import neighbour_graph  # noqa: E402
 
@@ -55,55 +55,18 @@ OUT = RESULTS / "scaling.json"
 PLOT = RESULTS / "scaling.png"
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 STAGES = ("data", "graphs", "knn", "lightgcn", "rearm", "rearm_d16", "eval")
-PER_USER = 278_677 / 39_387
-CLUSTER_ITEMS = 2000
 MODALITIES = {"text": 64, "image": 32}
 SAMPLE_ROWS = 4096
 EVAL_SAMPLE_USERS = 20_000
 
 
 # ----------------------------------------------------------------------------- data
-def generate(n_items: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The catalogue described in the module docstring, as arrays (vectorised, linear time)."""
-    rng = np.random.default_rng(seed)
-    n_users = 2 * n_items
-    n_clusters = max(1, n_items // CLUSTER_ITEMS)
-    item_cluster = rng.integers(n_clusters, size=n_items)
-    popularity = rng.lognormal(0.0, 1.0, size=n_items)
-    by_cluster = np.lexsort((np.arange(n_items), item_cluster))
-    sorted_cluster = item_cluster[by_cluster]
-    weights = popularity[by_cluster]
-    cluster_total = np.bincount(sorted_cluster, weights=weights, minlength=n_clusters)
-    within = np.cumsum(weights) - np.concatenate([[0.0], np.cumsum(cluster_total)[:-1]])[sorted_cluster]
-    cluster_cdf = sorted_cluster + within / cluster_total[sorted_cluster]
-    global_cdf = np.cumsum(popularity) / popularity.sum()
-
-    counts = 3 + rng.poisson(PER_USER - 3, size=n_users)
-    users = np.repeat(np.arange(n_users), counts)
-    own = rng.random(users.size) < 0.8
-    user_cluster = rng.integers(n_clusters, size=n_users)[users]
-    items = np.empty(users.size, dtype=np.int64)
-    draws = rng.random(users.size)
-    position = np.searchsorted(cluster_cdf, user_cluster[own] + draws[own]).clip(max=n_items - 1)
-    items[own] = by_cluster[position]
-    items[~own] = np.searchsorted(global_cdf, draws[~own]).clip(max=n_items - 1)
-    keys = np.unique(users * n_items + items)
-    users, items = keys // n_items, keys % n_items
-    label = np.searchsorted([0.8, 0.9], rng.random(users.size))
-    centres = rng.standard_normal((n_clusters, MODALITIES["text"])).astype(np.float32)
-    text = centres[item_cluster] + 0.5 * rng.standard_normal((n_items, MODALITIES["text"]), dtype=np.float32)
-    image = rng.standard_normal((n_items, MODALITIES["image"]), dtype=np.float32)
-    return {"n_users": np.array(n_users), "n_items": np.array(n_items), "users": users, "items": items,
-            "label": label, "text": text, "image": image}
-
-
 def load(work_dir: Path, n_items: int):
     from recsys.data.dataset import Dataset
 
     arrays = np.load(work_dir / f"scaling-{n_items}.npz")
-    pairs = np.stack([arrays["users"], arrays["items"]])
-    split = [pairs[:, arrays["label"] == k] for k in range(3)]
-    return Dataset(f"scaling-{n_items}", int(arrays["n_users"]), int(arrays["n_items"]), *split,
+    return Dataset(f"scaling-{n_items}", int(arrays["n_users"]), int(arrays["n_items"]),
+                   *(arrays[split] for split in ("train", "valid", "test")),
                    features={m: arrays[m] for m in MODALITIES})
 
 
@@ -117,10 +80,13 @@ def timed(record: dict, name: str, fn):
 
 def stage_data(work_dir: Path, n_items: int) -> dict:
     record: dict = {}
-    arrays = timed(record, "generate", lambda: generate(n_items))
+    dataset = timed(record, "generate", lambda: catalogue(n_items, text_dim=MODALITIES["text"],
+                                                          image_dim=MODALITIES["image"]))
     with io.atomic_path(work_dir / f"scaling-{n_items}.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    return {"parts": record, "users": int(arrays["n_users"]), "interactions": int(arrays["users"].size)}
+        np.savez(handle, n_users=dataset.n_users, n_items=dataset.n_items, train=dataset.train,
+                 valid=dataset.valid, test=dataset.test, **dataset.features)
+    interactions = sum(getattr(dataset, split).shape[1] for split in ("train", "valid", "test"))
+    return {"parts": record, "users": dataset.n_users, "interactions": interactions}
 
 
 def stage_graphs(dataset) -> dict:
@@ -206,7 +172,8 @@ class _StandInKnnStore(GraphStore):
 
 
 def _config(model: str) -> dict:
-    from recsys.config import load_yaml, resolve
+    from recsys.compose import resolve
+    from recsys.io import load_yaml
 
     if model.startswith("rearm"):
         raw = load_yaml(REPO / "configs" / "models" / "rearm.yaml")
@@ -231,8 +198,8 @@ def _profile_top(step, rows: int = 5) -> list[dict]:
 def stage_training(dataset, model_name: str, steps: int, whole_epoch: bool, stand_in: bool) -> dict:
     import torch
 
+    from recsys.compose import seed_everything
     from recsys.models import get_model_class
-    from recsys.training.run import seed_everything
     from recsys.training.tasks import make_task
     from recsys.training.trainer import make_optimizer
 

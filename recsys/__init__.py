@@ -1,16 +1,25 @@
 """recsys: graph-based multimodal recommendation — data, sparse graphs, models, training,
-full-ranking evaluation, top-K export and Optuna tuning."""
-__version__ = "0.1.0"
+full-ranking evaluation, top-K export and Optuna tuning.
 
-import warnings as _warnings
+The public entry points, imported lazily so that ``import recsys`` stays light:
+``recsys.resolve(config)`` (:func:`recsys.compose.resolve`), ``recsys.train(config)``
+(:func:`recsys.runs.train`) and ``recsys.load_run(RUN_DIR)`` (:func:`recsys.runs.load_run`,
+a trained run ready to recommend).
+"""
+from recsys.version import __version__
 
-_warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 def __getattr__(name: str):
-    """``recsys.load_run(RUN_DIR)``: a trained run ready to recommend (imports torch lazily)."""
-    if name == "load_run":
-        from recsys.export import load_run
+    if name == "resolve":
+        from recsys.compose import resolve
 
-        return load_run
+        return resolve
+    if name in ("train", "load_run"):
+        from recsys import runs
+
+        return getattr(runs, name)
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "load_run", "resolve", "train"]

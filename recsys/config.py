@@ -1,67 +1,29 @@
-"""Run configuration: nested mappings validated against declared defaults.
+"""Run configuration mechanics and the core defaults.
 
 A run is ``dataset`` + ``model`` + ``train`` + ``eval`` sections plus a few top-level keys.
-Every key a user writes must exist in the defaults of its section (the model section's
-defaults come from the model class); an unknown key is an error that names the closest
-valid key. Overrides use dotted paths: ``--set train.lr=1e-3 model.n_layers=3``.
+This module holds the defaults of the core sections (top-level keys, ``train``, ``eval``),
+the recursive merge that validates keys against defaults, and ``--set`` override parsing.
+The data layer owns the ``dataset`` defaults (:mod:`recsys.data.defaults`) and each model
+class its ``model`` defaults; :func:`recsys.compose.resolve` puts them together. Every key
+a user writes must exist in the defaults of its section; an unknown key is an error that
+names the closest valid key. Overrides use dotted paths: ``--set train.lr=1e-3 model.n_layers=3``.
 """
 from __future__ import annotations
 
 import copy
 import difflib
-import re
-from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from recsys.errors import ConfigError
+from recsys.io import yaml_load
 
-
-class _Loader(yaml.SafeLoader):
-    """YAML loader that also reads ``1e-3`` (no dot) as a float, as users write it."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def yaml_load(text: str):
-    return yaml.load(text, Loader=_Loader)
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message says where and how to fix it."""
-
-
-DEFAULTS: dict[str, Any] = {
+CORE_DEFAULTS: dict[str, Any] = {
     "seed": 2024,
     "device": "auto",
     "threads": None,
     "output_dir": "runs",
     "run_name": None,
     "cache_dir": ".cache/recsys",
-    "dataset": {
-        "format": "synthetic",
-        "path": None,
-        "name": None,
-        "modalities": None,
-        "split_ratios": [0.8, 0.1, 0.1],
-        "split_order": "random",
-        "split_seed": 2024,
-        "synthetic": {
-            "n_users": 1000,
-            "n_items": 500,
-            "n_clusters": 8,
-            "interactions_per_user": 20,
-            "noise_dim": 32,
-            "informative_dim": 32,
-            "popularity_skew": 1.0,
-            "seed": 0,
-        },
-    },
-    "model": {"name": "lightgcn"},
     "train": {
         "optimizer": "adam",
         "lr": 1e-3,
@@ -125,36 +87,3 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml_load(raw)
     return result
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; errors name the file and the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        data = yaml_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config file '{path}' must hold a mapping at the top level, got {type(data).__name__}")
-    return dict(data)
-
-
-def resolve(user: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults ← user config ← overrides, with model keys validated against the model class."""
-    from recsys.models import get_model_class
-
-    raw = merge({}, user or {}, None)
-    raw = merge(raw, overrides or {}, None)
-    model_section = dict(raw.pop("model", {}) or {})
-    config = merge(DEFAULTS, raw, DEFAULTS)
-    name = model_section.get("name", DEFAULTS["model"]["name"])
-    model_cls = get_model_class(name)
-    model_defaults = {"name": name, **model_cls.default_config()}
-    config["model"] = merge(model_defaults, model_section, model_defaults, "model")
-    return config
-
-
-def dump_yaml(config: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(config), sort_keys=False)

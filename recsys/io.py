@@ -1,17 +1,56 @@
-"""Atomic file writes: write to a temporary file in the target folder, then ``os.replace``.
+"""File input and output: atomic writes and YAML reading.
 
-A crash at any point leaves either the old file or the new one, never a partial file.
+Writes go to a temporary file in the target folder, then ``os.replace``: a crash at any
+point leaves either the old file or the new one, never a partial file. YAML is read with a
+loader that also takes ``1e-3`` (no dot) as a float, as users write it; errors name the file.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
+import yaml
+
+from recsys.errors import ConfigError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML loader that also reads ``1e-3`` (no dot) as a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file '{path}' must hold a mapping at the top level, got {type(data).__name__}")
+    return dict(data)
+
+
+def dump_yaml(config: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(config), sort_keys=False)
 
 
 @contextmanager

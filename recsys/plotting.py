@@ -23,7 +23,7 @@ from typing import Iterable
 from matplotlib.figure import Figure
 
 from recsys import io
-from recsys.data.dataset import DataError
+from recsys.errors import DataError, RunFolderError
 
 NON_LOSS_KEYS = {"epoch", "train_seconds", "train_cpu_seconds", "eval_seconds"}
 VALID_PREFIX = "valid/"
@@ -37,7 +37,7 @@ def read_metrics(path: str | Path) -> list[dict]:
     """The records of a ``metrics.jsonl``; a missing or corrupt file is a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: give a run folder written by 'recsys train' "
+        raise RunFolderError(f"{path} does not exist: give a run folder written by 'recsys train' "
                                 f"(it holds metrics.jsonl after the first epoch)")
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):

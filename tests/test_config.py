@@ -1,6 +1,8 @@
 import pytest
 
-from recsys.config import ConfigError, parse_overrides, resolve
+from recsys.compose import resolve
+from recsys.config import parse_overrides
+from recsys.errors import ConfigError
 
 
 def test_defaults_resolve_with_model_defaults():
@@ -28,7 +30,7 @@ def test_unknown_model_key_is_checked_against_the_model_class():
 
 
 def test_unknown_model_name_suggests_a_registered_one():
-    with pytest.raises(KeyError, match="Did you mean 'lightgcn'"):
+    with pytest.raises(ConfigError, match="Did you mean 'lightgcn'"):
         resolve({"model": {"name": "lightgnc"}})
 
 

@@ -5,9 +5,9 @@ Run on a GPU machine with ``bash bench/gpu_check.sh`` (or ``pytest -m gpu``).
 import pytest
 import torch
 
-from recsys.config import resolve
+from recsys.compose import resolve
 from recsys.models import available_models, get_model_class
-from recsys.training import train
+from recsys.runs import train
 
 pytestmark = [
     pytest.mark.gpu,

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.bundles import HELD_OUT, BundleDataset, split_bundles
-from recsys.data.dataset import DataError
 from recsys.data.validate import check_features, load_npy, require_file
+from recsys.errors import DataError
 
 CATEGORY_MIN_ITEMS = 10
 MODALITIES = ("text", "category")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.data.dataset import DataError, Dataset
+from recsys.data.dataset import Dataset
 from recsys.data.split import check_ratios
+from recsys.errors import DataError
 
 BUNDLE_PARTS = ("train", "valid_input", "valid_gt", "test_input", "test_gt")
 BUNDLE_FORMATS = ("bundle_csv", "clhe")
@@ -159,22 +159,3 @@ def split_bundles(pairs: np.ndarray, n_bundles: int, ratios=(0.8, 0.1, 0.1), see
     }
     return {part: np.stack([bundles[mask], items[mask]]) for part, mask in masks.items()}
 
-
-def load_bundle_dataset(section: Mapping[str, Any]) -> BundleDataset:
-    """The bundle dataset a config ``dataset`` section describes (formats in :data:`BUNDLE_FORMATS`)."""
-    from recsys.config import DEFAULTS
-
-    cfg = {**DEFAULTS["dataset"], **dict(section)}
-    fmt = cfg["format"]
-    if fmt not in BUNDLE_FORMATS:
-        raise DataError(f"dataset.format = '{fmt}' is not a bundle format; use one of {', '.join(BUNDLE_FORMATS)}")
-    if not cfg["path"]:
-        raise DataError(f"dataset.format = '{fmt}' needs dataset.path (the bundle dataset folder)")
-    modalities = None if cfg["modalities"] is None else list(cfg["modalities"])
-    if fmt == "bundle_csv":
-        from recsys.data.bundle_csv import read_bundle_csv
-
-        return read_bundle_csv(cfg["path"], cfg["name"], modalities, cfg["split_ratios"], cfg["split_seed"])
-    from recsys.data.clhe_format import read_clhe
-
-    return read_clhe(cfg["path"], cfg["name"], modalities)

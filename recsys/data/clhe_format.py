@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from recsys.data.bundles import BUNDLE_PARTS, HELD_OUT, BundleDataset
-from recsys.data.dataset import DataError
 from recsys.data.validate import check_features, feature_files, load_npy, require_file
+from recsys.errors import DataError
 from recsys.io import atomic_path, write_json, write_text
 
 COUNT = "count.json"

@@ -8,11 +8,9 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.errors import DataError
+
 SPLITS = ("train", "valid", "test")
-
-
-class DataError(ValueError):
-    """Invalid input data; the message names the file, the row or column and the fix."""
 
 
 @dataclass(eq=False)

@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from recsys import __version__, io
-from recsys.config import ConfigError, load_yaml
-from recsys.data.dataset import DataError
+from recsys import io
+from recsys.errors import ConfigError, DataError
+from recsys.version import __version__
 
 CATALOGUE = Path(__file__).with_name("downloads.yaml")
 GROUPS = ("splits", "features")
@@ -79,7 +79,7 @@ class Fetched:
 def load_catalogue(path: str | Path | None = None) -> dict[str, Any]:
     """Read and check a download catalogue (default: the one shipped with the package)."""
     path = Path(path) if path is not None else CATALOGUE
-    data = load_yaml(path)
+    data = io.load_yaml(path)
     datasets = data.get("datasets")
     if not isinstance(datasets, Mapping) or not datasets:
         raise ConfigError(f"download catalogue {path}: needs a non-empty 'datasets' mapping")

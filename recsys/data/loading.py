@@ -11,10 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from recsys.data.bundles import BUNDLE_FORMATS, load_bundle_dataset
-from recsys.data.dataset import DataError, Dataset
+from recsys.data.bundle_csv import read_bundle_csv
+from recsys.data.bundles import BUNDLE_FORMATS, BundleDataset
+from recsys.data.clhe_format import read_clhe
+from recsys.data.dataset import Dataset
+from recsys.data.defaults import DATASET_DEFAULTS
 from recsys.data.rearm import read_rearm, write_rearm
 from recsys.data.synthetic import generate
+from recsys.errors import DataError
 
 FILE_FORMATS = ("rearm", "mmrec", "recbole")
 FORMATS = ("synthetic", *FILE_FORMATS, "auto", *BUNDLE_FORMATS)
@@ -42,6 +46,20 @@ def detect_format(folder: str | Path) -> str:
                     f"RecBole columns (user_id:token ...) nor MMRec's x_label column; set dataset.format")
 
 
+def load_bundle_dataset(section: Mapping[str, Any]) -> BundleDataset:
+    """The bundle dataset a config ``dataset`` section describes (formats in :data:`BUNDLE_FORMATS`)."""
+    cfg = {**DATASET_DEFAULTS, **dict(section)}
+    fmt = cfg["format"]
+    if fmt not in BUNDLE_FORMATS:
+        raise DataError(f"dataset.format = '{fmt}' is not a bundle format; use one of {', '.join(BUNDLE_FORMATS)}")
+    if not cfg["path"]:
+        raise DataError(f"dataset.format = '{fmt}' needs dataset.path (the bundle dataset folder)")
+    modalities = None if cfg["modalities"] is None else list(cfg["modalities"])
+    if fmt == "bundle_csv":
+        return read_bundle_csv(cfg["path"], cfg["name"], modalities, cfg["split_ratios"], cfg["split_seed"])
+    return read_clhe(cfg["path"], cfg["name"], modalities)
+
+
 def load_dataset(section: Mapping[str, Any]) -> Dataset:
     """Build the dataset that a config ``dataset`` section describes (missing keys take defaults).
 
@@ -49,14 +67,12 @@ def load_dataset(section: Mapping[str, Any]) -> Dataset:
     generator uses ``split_ratios`` and ``split_seed`` but always splits by its own timestamps
     (see :mod:`recsys.data.synthetic`); REARM and MMRec files carry their split.
     """
-    from recsys.config import DEFAULTS
-
-    cfg = {**DEFAULTS["dataset"], **dict(section)}
+    cfg = {**DATASET_DEFAULTS, **dict(section)}
     fmt = cfg["format"]
     if fmt not in FORMATS:
         raise DataError(f"dataset.format = '{fmt}' is unknown; use one of {', '.join(FORMATS)}")
     if fmt == "synthetic":
-        params = {**DEFAULTS["dataset"]["synthetic"], **dict(cfg.get("synthetic") or {})}
+        params = {**DATASET_DEFAULTS["synthetic"], **dict(cfg.get("synthetic") or {})}
         ds = generate(**params, split_ratios=cfg["split_ratios"], split_seed=cfg["split_seed"],
                       name=cfg["name"] or "synthetic")
         if cfg["modalities"] is not None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.data.dataset import SPLITS, DataError, Dataset
+from recsys.data.dataset import SPLITS, Dataset
 from recsys.data.rearm import save_npy
-from recsys.data.tsv import (check_writable_ids, int_column, line_of, read_id_map, read_tsv,
-                             require_columns, write_tsv)
+from recsys.data.tsv import check_writable_ids, int_column, line_of, read_id_map, read_tsv, require_columns, write_tsv
 from recsys.data.validate import check_range, clean_splits, load_features, size_from_ids
+from recsys.errors import DataError
 
 ITEM_MAP = "i_id_mapping.csv"
 USER_MAP = "u_id_mapping.csv"

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import SPLITS, DataError, Dataset
+from recsys.data.dataset import SPLITS, Dataset
 from recsys.data.mmrec import inter_file
 from recsys.data.split import split_labels
 from recsys.data.tsv import check_writable_ids, float_column, line_of, read_tsv, write_tsv
 from recsys.data.validate import check_features, clean_splits, warn
+from recsys.errors import DataError
 
 TYPES = ("token", "token_seq", "float", "float_seq")
 USER, ITEM, TIME = "user_id", "item_id", "timestamp"

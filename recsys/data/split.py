@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.data.dataset import DataError
+from recsys.errors import DataError
 
 _EPS = 1e-9
 

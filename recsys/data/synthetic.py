@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.data.dataset import DataError, Dataset
+from recsys.data.dataset import Dataset
 from recsys.data.split import split_labels
+from recsys.errors import DataError
 
 AFFINITY = 8.0
 SPREAD = 0.6
@@ -97,3 +98,52 @@ def generate(n_users: int = 1000, n_items: int = 500, n_clusters: int = 8, inter
                    features={"text": text.astype(np.float32), "image": image.astype(np.float32)},
                    user_ids=np.char.add("u", np.arange(n_users).astype(str)),
                    item_ids=np.char.add("i", np.arange(n_items).astype(str)))
+
+
+def catalogue(n_items: int, seed: int = 0, users_per_item: int = 2, interactions_per_user: float = 278_677 / 39_387,
+              cluster_items: int = 2000, text_dim: int = 64, image_dim: int = 32, name: str | None = None) -> Dataset:
+    """A large catalogue in linear time and memory, for scaling studies (:func:`generate` forms a
+    users × items logit matrix, which is quadratic).
+
+    ``users_per_item`` × ``n_items`` users with ``3 + Poisson(interactions_per_user − 3)``
+    draws each (duplicates merged; the default is Amazon Clothing's 7.1 interactions per
+    user); items in clusters of ``cluster_items`` with log-normal popularity (σ = 1, so the
+    most popular item has about 80 × the mean degree, as in the Amazon data); 80 % of a
+    user's draws from their own cluster by popularity, the rest from the whole catalogue by
+    popularity; a random 8:1:1 split per interaction; modalities ``text`` (cluster centre +
+    0.5·noise, ``text_dim``) and ``image`` (pure noise, ``image_dim``). Same arguments, same
+    arrays.
+    """
+    rng = np.random.default_rng(seed)
+    n_users = users_per_item * n_items
+    n_clusters = max(1, n_items // cluster_items)
+    item_cluster = rng.integers(n_clusters, size=n_items)
+    popularity = rng.lognormal(0.0, 1.0, size=n_items)
+    by_cluster = np.lexsort((np.arange(n_items), item_cluster))
+    sorted_cluster = item_cluster[by_cluster]
+    weights = popularity[by_cluster]
+    cluster_total = np.bincount(sorted_cluster, weights=weights, minlength=n_clusters)
+    within = np.cumsum(weights) - np.concatenate([[0.0], np.cumsum(cluster_total)[:-1]])[sorted_cluster]
+    cluster_cdf = sorted_cluster + within / cluster_total[sorted_cluster]
+    global_cdf = np.cumsum(popularity) / popularity.sum()
+
+    counts = 3 + rng.poisson(interactions_per_user - 3, size=n_users)
+    users = np.repeat(np.arange(n_users), counts)
+    own = rng.random(users.size) < 0.8
+    user_cluster = rng.integers(n_clusters, size=n_users)[users]
+    items = np.empty(users.size, dtype=np.int64)
+    draws = rng.random(users.size)
+    position = np.searchsorted(cluster_cdf, user_cluster[own] + draws[own]).clip(max=n_items - 1)
+    items[own] = by_cluster[position]
+    items[~own] = np.searchsorted(global_cdf, draws[~own]).clip(max=n_items - 1)
+    keys = np.unique(users * n_items + items)
+    users, items = keys // n_items, keys % n_items
+    label = np.searchsorted([0.8, 0.9], rng.random(users.size))
+    centres = rng.standard_normal((n_clusters, text_dim)).astype(np.float32)
+    text = centres[item_cluster] + 0.5 * rng.standard_normal((n_items, text_dim), dtype=np.float32)
+    image = rng.standard_normal((n_items, image_dim), dtype=np.float32)
+    pairs = np.stack([users, items])
+    return Dataset(name or f"catalogue-{n_items}", n_users, n_items, *(pairs[:, label == k] for k in range(3)),
+                   features={"text": text, "image": image})
+
+

@@ -18,8 +18,8 @@ from typing import Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import DataError
 from recsys.data.validate import require_file
+from recsys.errors import DataError
 from recsys.io import atomic_path
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import DataError
 from recsys.data.validate import require_file
+from recsys.errors import DataError
 from recsys.io import atomic_path
 
 

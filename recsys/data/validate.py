@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from recsys.data.dataset import SPLITS, DataError
+from recsys.data.dataset import SPLITS
+from recsys.errors import DataError
 
 log = logging.getLogger("recsys.data")
 

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from recsys.errors import ConfigError
 from recsys.graphs.bipartite import build_bipartite
 from recsys.graphs.cache import GraphCache
 from recsys.graphs.cooccurrence import item_cooccurrence_graph, user_cooccurrence_graph
@@ -59,7 +60,7 @@ class GraphStore:
 
     def _features(self, modality: str):
         if modality not in self.dataset.features:
-            raise KeyError(f"dataset '{self.dataset.name}' has no '{modality}' features; it has "
+            raise ConfigError(f"dataset '{self.dataset.name}' has no '{modality}' features; it has "
                            f"{sorted(self.dataset.features) or 'none'} (load them with dataset.modalities)")
         return self.dataset.features[modality]
 

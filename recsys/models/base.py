@@ -2,7 +2,9 @@
 
 A model is built from ``(dataset, config, graphs)`` where ``graphs`` is a
 :class:`recsys.graphs.GraphStore` that builds and caches the sparse graphs the model asks
-for. Its training objective is :meth:`Recommender.loss` on a batch of (user, positive item,
+for; a model that needs tensors from a training step run before it (CLHE's pre-trained CF
+item embeddings) names them in :meth:`Recommender.pretrained_inputs` and receives them as
+the constructor's ``pretrained`` mapping. Models never train, read files or parse arguments. Its training objective is :meth:`Recommender.loss` on a batch of (user, positive item,
 negative item) triples, returning named loss terms with the total under ``"loss"``. For
 ranking, :meth:`Recommender.embeddings` returns final user and item representations and
 ``score(u, i) = <z_u, z_i>``; models with another scoring rule override :meth:`scores`.
@@ -30,6 +32,12 @@ class Recommender(nn.Module):
     @classmethod
     def default_config(cls) -> dict[str, Any]:
         """The model's hyper-parameters and their defaults (the valid keys of ``model:``)."""
+        return {}
+
+    @classmethod
+    def pretrained_inputs(cls, config: dict[str, Any], dataset) -> dict[str, dict[str, Any]]:
+        """Pre-training steps (:mod:`recsys.training.pretraining`) whose results this model's
+        constructor takes as ``pretrained[name]``: name → the step's settings. None by default."""
         return {}
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -9,7 +9,8 @@ Item encoder (level 1). For item i, three d-dimensional tokens:
         no train bundle (whose ID embedding never receives a reconstruction gradient) uses
         c_i instead, as items without user-item interactions do for the CF token,
   f_i = W_cf g_i + b for an item with user-item interactions (g_i: pre-trained LightGCN
-        embedding, :mod:`recsys.models.pretrained_cf`), else f_i = c_i.
+        embedding, handed in by the pre-training step ``cf_item_embeddings`` of
+        :mod:`recsys.training.pretraining`), else f_i = c_i.
 Fusion by one self-attention layer over the tokens T_i = norm([c_i; e_i; f_i]) (optionally
 LayerNorm without affine): h_i = mean_rows softmax(T_i W_q (T_i W_k)ᵀ / √d) T_i W_v.
 
@@ -43,10 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import recsys.training.bundle_task  # noqa: F401  (registers the "bundle" task)
 from recsys.losses import info_nce
 from recsys.models.base import Recommender
-from recsys.models.pretrained_cf import pretrained_item_embeddings
 from recsys.models.registry import register
 from recsys.nn.modalities import select_modalities
 
@@ -176,18 +175,30 @@ class CLHE(Recommender):
                             "batch_size": 1024, "seed": 2024},
         }
 
-    def __init__(self, dataset, config, graphs) -> None:
+    @classmethod
+    def pretrained_inputs(cls, config: dict, dataset) -> dict[str, dict]:
+        """The CF item embeddings come from a LightGCN pre-training step unless the dataset
+        ships them (``cf_source``: ``auto`` uses the shipped ones when present)."""
+        source = config["cf_source"]
+        if source not in CF_SOURCES:
+            raise ValueError(f"model.cf_source = '{source}' is unknown; use one of {', '.join(CF_SOURCES)}")
+        shipped = getattr(dataset, "cf_features", None) is not None
+        if source == "lightgcn" or (source == "auto" and not shipped):
+            return {"cf_item_embeddings": dict(config["cf_pretrain"])}
+        return {}
+
+    def __init__(self, dataset, config, graphs, pretrained: dict | None = None) -> None:
         super().__init__(dataset, config, graphs)
         cfg = self.config
         for key, allowed in (("item_augment", ITEM_AUGMENTS), ("bundle_augment", BUNDLE_AUGMENTS),
-                             ("cf_source", CF_SOURCES), ("cold_id_token", COLD_ID_TOKENS)):
+                             ("cold_id_token", COLD_ID_TOKENS)):
             if cfg[key] not in allowed:
                 raise ValueError(f"model.{key} = '{cfg[key]}' is unknown; use one of {', '.join(allowed)}")
         if not 0.0 < float(cfg["bundle_ratio"]) <= 1.0:
             raise ValueError(f"model.bundle_ratio must lie in (0, 1] (share of items kept), got {cfg['bundle_ratio']}")
         dim = int(cfg["embedding_size"])
         features = [torch.from_numpy(dataset.features[m]) for m in select_modalities(dataset, cfg["modalities"])]
-        cf, warm = self._cf_embeddings(dataset, graphs)
+        cf, warm = self._cf_embeddings(dataset, (pretrained or {}).get("cf_item_embeddings"))
         id_warm = torch.ones(self.n_items, dtype=torch.bool)
         if cfg["cold_id_token"] == "content":
             id_warm = torch.from_numpy(np.bincount(dataset.bundle_pairs["train"][1], minlength=self.n_items) > 0)
@@ -197,20 +208,23 @@ class CLHE(Recommender):
                                             bool(cfg["bundle_residual"]))
         self.projector = _xavier_linear(dim, dim)
 
-    def _cf_embeddings(self, dataset, graphs) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _cf_embeddings(self, dataset, pretrained) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(CF item embeddings, items with user-item interactions): the pre-trained ones when
+        :meth:`pretrained_inputs` asked for them, else the dataset's, else none."""
+        if "cf_item_embeddings" in self.pretrained_inputs(self.config, dataset):
+            if pretrained is None:
+                raise ValueError("CLHE needs the CF item embeddings of the 'cf_item_embeddings' pre-training "
+                                 "step: build it with recsys.compose.build, or set model.cf_source: none")
+            return pretrained
         source = self.config["cf_source"]
         shipped = getattr(dataset, "cf_features", None)
         if source == "none":
             return None, None
-        if source == "dataset" or (source == "auto" and shipped is not None):
-            if shipped is None:
-                raise ValueError(f"model.cf_source = 'dataset' but dataset '{dataset.name}' ships no CF item "
-                                 "embedding (item_cf_feature.pt); use cf_source: lightgcn")
-            warm = np.diff(dataset.csr("train").tocsc().indptr) > 0
-            return torch.from_numpy(np.asarray(shipped, dtype=np.float32)), torch.from_numpy(warm)
-        items, warm = pretrained_item_embeddings(dataset, graphs, self.config["cf_pretrain"],
-                                                 getattr(graphs, "cache_dir", None))
-        return torch.from_numpy(items), torch.from_numpy(warm)
+        if shipped is None:
+            raise ValueError(f"model.cf_source = 'dataset' but dataset '{dataset.name}' ships no CF item "
+                             "embedding (item_cf_feature.pt); use cf_source: lightgcn")
+        warm = np.diff(dataset.csr("train").tocsc().indptr) > 0
+        return torch.from_numpy(np.asarray(shipped, dtype=np.float32)), torch.from_numpy(warm)
 
     def _padded_table(self, reps: torch.Tensor) -> torch.Tensor:
         """Item representations with a zero row appended for the padding index ``n_items``."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import difflib
 
+from recsys.errors import ConfigError
+
 _MODELS: dict[str, type] = {}
 
 
@@ -21,7 +23,7 @@ def get_model_class(name: str) -> type:
     if key not in _MODELS:
         match = difflib.get_close_matches(key, list(_MODELS), n=1)
         hint = f" Did you mean '{match[0]}'?" if match else ""
-        raise KeyError(f"unknown model '{name}'.{hint} Available: {', '.join(sorted(_MODELS))}")
+        raise ConfigError(f"unknown model '{name}'.{hint} Available: {', '.join(sorted(_MODELS))}")
     return _MODELS[key]
 
 

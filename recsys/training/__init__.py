@@ -1,6 +1,12 @@
-"""Training: negative sampling, tasks, the trainer loop and whole runs."""
-from recsys.training.run import load_run, resume, train
-from recsys.training.tasks import register_task
-from recsys.training.trainer import NonFiniteLossError, Trainer
+"""Training: negative sampling, tasks (what a batch is, how a split is evaluated), the
+model-agnostic trainer loop, pre-training steps and data-parallel helpers.
 
-__all__ = ["NonFiniteLossError", "Trainer", "load_run", "register_task", "resume", "train"]
+Tasks register themselves here: importing this package registers the ``interaction`` task
+(:mod:`recsys.training.tasks`) and the ``bundle`` task (:mod:`recsys.training.bundle_task`).
+Whole runs (config → run folder) are composed above this package, in :mod:`recsys.runs`.
+"""
+from recsys.training import bundle_task, pretraining
+from recsys.training.tasks import make_task, register_task
+from recsys.training.trainer import Trainer
+
+__all__ = ["Trainer", "bundle_task", "make_task", "pretraining", "register_task"]

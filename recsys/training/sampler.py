@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.errors import DataError
+
 
 class NegativeSampler:
     def __init__(self, exclude: sp.csr_matrix, max_rounds: int = 100) -> None:
@@ -20,7 +22,8 @@ class NegativeSampler:
         degrees = np.diff(exclude.indptr)
         full = np.flatnonzero(degrees >= self.n_items)
         if full.size:
-            raise ValueError(f"user index {int(full[0])} has interacted with every item; no negative exists for them")
+            raise DataError(f"user index {int(full[0])} has interacted with every item in the excluded splits; no "
+                            "negative exists for them: remove that user, or set train.negatives_exclude: train")
         self.max_rounds = max_rounds
 
     def _excluded(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -39,4 +42,5 @@ class NegativeSampler:
                 return negatives
             negatives[bad] = rng.integers(0, self.n_items, size=bad.size, dtype=np.int64)
             bad = bad[self._excluded(users[bad], negatives[bad])]
-        raise RuntimeError("negative sampling did not converge: users with almost every item interacted")
+        raise DataError("negative sampling did not converge: some users have interacted with almost every item; "
+                        "remove them, or set train.negatives_exclude: train")

@@ -3,7 +3,7 @@
 The :class:`~recsys.training.trainer.Trainer` is model-agnostic; a task supplies
 ``batches(epoch)`` (tuples passed as ``model.loss(*batch)``) and ``evaluate(model, split)``
 (metric name → value). :class:`InteractionTask` is the user-item protocol of
-``specs/protocol.md``: BPR triples with uniform negatives and full-ranking evaluation with
+``docs/protocol.md``: BPR triples with uniform negatives and full-ranking evaluation with
 train items masked.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import torch
 
+from recsys.errors import ConfigError
 from recsys.evaluation import evaluate_ranking
 from recsys.training.sampler import NegativeSampler
 
@@ -36,7 +37,7 @@ def register_task(kind: str):
 
 def make_task(kind: str, dataset, config: dict, device: torch.device) -> Task:
     if kind not in _TASKS:
-        raise KeyError(f"unknown task kind '{kind}'; registered: {', '.join(sorted(_TASKS))}")
+        raise ConfigError(f"unknown task kind '{kind}'; registered: {', '.join(sorted(_TASKS))}")
     return _TASKS[kind](dataset, config, device)
 
 
@@ -50,7 +51,7 @@ class InteractionTask:
         self.batch_size = int(train_config["batch_size"])
         exclude_mode = train_config["negatives_exclude"]
         if exclude_mode not in ("train", "all"):
-            raise ValueError(f"train.negatives_exclude must be 'train' or 'all', got '{exclude_mode}'")
+            raise ConfigError(f"train.negatives_exclude must be 'train' or 'all', got '{exclude_mode}'")
         exclude = dataset.csr("train") if exclude_mode == "train" else dataset.known_csr()
         self.sampler = NegativeSampler(exclude)
         self.users, self.items = dataset.train

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsys.config import ConfigError
+from recsys.errors import ConfigError
 
 TIMINGS = ("train_seconds", "train_cpu_seconds", "eval_seconds")
 

@@ -21,13 +21,10 @@ import torch
 from tqdm import tqdm
 
 from recsys import io
+from recsys.errors import ConfigError, NonFiniteLossError
 from recsys.training import distributed
 
 log = logging.getLogger("recsys.train")
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss term or gradient became NaN/inf."""
 
 
 def make_optimizer(params, train_config: dict) -> torch.optim.Optimizer:
@@ -47,7 +44,7 @@ def make_optimizer(params, train_config: dict) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, **kwargs)
     if name == "adamw":
         return torch.optim.AdamW(params, **kwargs)
-    raise ValueError(f"train.optimizer must be 'adam' or 'adamw', got '{name}'")
+    raise ConfigError(f"train.optimizer must be 'adam' or 'adamw', got '{name}'")
 
 
 class Trainer:
@@ -73,7 +70,7 @@ class Trainer:
         self.monitor = str(train_config["monitor"])
         amp = train_config.get("amp")
         if amp not in (None, "bf16", "fp16"):
-            raise ValueError(f"train.amp must be null, 'bf16' or 'fp16', got '{amp}'")
+            raise ConfigError(f"train.amp must be null, 'bf16' or 'fp16', got '{amp}'")
         self.scaler = torch.amp.GradScaler(model.device.type, enabled=amp == "fp16")
         self.state = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "bad_evals": 0, "stopped": False}
 

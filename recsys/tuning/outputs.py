@@ -22,7 +22,7 @@ import optuna
 import pandas as pd
 
 from recsys import io
-from recsys.config import dump_yaml, resolve
+from recsys.compose import resolve
 from recsys.tuning.spec import StudySpec
 from recsys.tuning.worker import trial_dir
 
@@ -127,7 +127,7 @@ def write_outputs(spec: StudySpec, study: optuna.Study) -> dict[str, Any]:
         best = study.best_trial
         header = (f"# Best trial {best.number} of study '{spec.name}': valid {spec.metric} = {best.value:.6f}.\n"
                   f"# Train it with: recsys train --config {folder / 'best.yaml'}\n")
-        io.write_text(folder / "best.yaml", header + dump_yaml(best_config(spec, best)))
+        io.write_text(folder / "best.yaml", header + io.dump_yaml(best_config(spec, best)))
     with io.atomic_path(folder / "trials.csv") as tmp:
         trials_frame(study).to_csv(tmp, index=False)
     result["plots"] = [str(p) for p in write_plots(study, folder)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-from recsys.config import ConfigError
+from recsys.errors import ConfigError, RecsysError
 from recsys.tuning.outputs import write_outputs
 from recsys.tuning.spec import StudySpec
 from recsys.tuning.storage import open_storage, storage_url
@@ -67,6 +67,6 @@ def run_study(spec: StudySpec) -> dict[str, Any]:
             signal.signal(signal.SIGTERM, previous)
         bad = {p.name: p.exitcode for p in processes if p.exitcode != 0}
         if bad:
-            raise RuntimeError(f"tuning workers exited with errors {bad}; see their log above. Re-running the same "
+            raise RecsysError(f"tuning workers exited with errors {bad}; see their log above. Re-running the same "
                                "command resumes the study")
     return write_outputs(spec, study)

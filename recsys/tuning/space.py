@@ -27,7 +27,8 @@ from typing import Any, Mapping
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from recsys.config import ConfigError, resolve
+from recsys.compose import resolve
+from recsys.errors import ConfigError
 
 _SPEC_KEYS = {
     "float": {"type", "low", "high", "log", "step", "when"},

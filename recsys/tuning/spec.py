@@ -34,7 +34,10 @@ from typing import Any, Mapping
 
 import optuna
 
-from recsys.config import ConfigError, load_yaml, merge, resolve
+from recsys.compose import resolve
+from recsys.config import merge
+from recsys.errors import ConfigError
+from recsys.io import load_yaml
 from recsys.tuning.space import SearchSpace, nest
 
 STUDY_DEFAULTS: dict[str, Any] = {

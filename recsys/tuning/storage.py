@@ -32,7 +32,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from recsys.config import ConfigError
+from recsys.errors import ConfigError
 
 MAX_RETRY = 3
 WORKER_ATTR = "worker"

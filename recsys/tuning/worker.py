@@ -18,10 +18,18 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from recsys.training import NonFiniteLossError, train
+from recsys.errors import NonFiniteLossError, RecsysError
+from recsys.runs import train
 from recsys.tuning.spec import StudySpec
-from recsys.tuning.storage import (WORKER_ATTR, AdmissionLock, fail_orphaned_trials, open_storage,
-                                   retry_failed_trial, storage_url, worker_identity)
+from recsys.tuning.storage import (
+    WORKER_ATTR,
+    AdmissionLock,
+    fail_orphaned_trials,
+    open_storage,
+    retry_failed_trial,
+    storage_url,
+    worker_identity,
+)
 
 log = logging.getLogger("recsys.tune")
 
@@ -29,7 +37,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 POLL_SECONDS = 2.0
 
 
-class StudyExhaustedError(RuntimeError):
+class StudyExhaustedError(RecsysError, RuntimeError):
     """Too many trials failed in a row for the study to make progress."""
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys.data.dataset import DataError
 from recsys.data.text_encoding import encode_text
+from recsys.errors import DataError
+from recsys.export import complete_bundles, export_completions, read_partial_bundles
 from recsys.models.bundle_baselines import FeatureKNNCompletion, PopularityCompletion
-from recsys.training.bundle_export import complete_bundles, export_completions, read_partial_bundles
 
 from .test_clhe import trained  # noqa: F401  (shared trained run fixture)
 
@@ -52,7 +52,7 @@ def test_export_gives_raw_ids_titles_and_excludes_inputs(trained, bundles, tmp_p
     assert not {c["item_id"] for c in ranked} & {"3", "8"}
     assert all(a["score"] >= b["score"] for a, b in zip(ranked, ranked[1:]))
     assert ranked[0]["title"] == bundles.item_titles[int(ranked[0]["item_id"])]
-    from recsys.training.run import load_run
+    from recsys.runs import load_run
 
     run = load_run(results["run_dir"], device="cpu")
     scores = run.model.complete(torch.tensor([[3, 8]]), run.model.completion_cache())[0]

@@ -10,7 +10,7 @@ from recsys.data import load_dataset
 from recsys.data.bundle_csv import category_multi_hot, parse_category_paths, read_bundle_csv
 from recsys.data.bundles import BUNDLE_PARTS, padded_rows, split_bundles
 from recsys.data.clhe_format import read_clhe, write_clhe
-from recsys.data.dataset import DataError
+from recsys.errors import DataError
 
 from .synthetic import planted_bundles, write_bundlerec_folder
 

@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.config import resolve
+from recsys.compose import build, resolve
 from recsys.data.clhe_format import write_clhe
 from recsys.graphs import GraphStore
 from recsys.models.bundle_baselines import PopularityCompletion
-from recsys.models.pretrained_cf import pretrained_item_embeddings
-from recsys.training import train
+from recsys.runs import train
 from recsys.training.bundle_task import BundleTask
-from recsys.training.run import build
+from recsys.training.pretraining import pretrained_item_embeddings
 
 SMALL_CF = {"embedding_size": 16, "n_layers": 1, "epochs": 5, "batch_size": 512}
 
@@ -47,7 +46,8 @@ def test_clhe_learns_and_beats_popularity(trained, bundles):
 
 
 def test_loss_terms_and_gradients(tmp_path, bundles):
-    _, model, task = build(_config(tmp_path), torch.device("cpu"), bundles)
+    run = build(_config(tmp_path), torch.device("cpu"), bundles)
+    model, task = run.model, run.task
     (items,) = next(iter(task.batches(1)))
     losses = model.loss(items)
     assert set(losses) == {"loss", "recon", "item_cl", "bundle_cl"}
@@ -57,7 +57,7 @@ def test_loss_terms_and_gradients(tmp_path, bundles):
     for name, param in model.named_parameters():
         if not name.startswith("projector"):
             assert param.grad is not None and torch.isfinite(param.grad).all(), name
-    _, ablated, _ = build(_config(tmp_path / "b", cl_alpha=0.0, bundle_cl_alpha=0.0), torch.device("cpu"), bundles)
+    ablated = build(_config(tmp_path / "b", cl_alpha=0.0, bundle_cl_alpha=0.0), torch.device("cpu"), bundles).model
     parts = ablated.loss(items)
     assert float(parts["item_cl"]) == float(parts["bundle_cl"]) == 0.0
     assert torch.allclose(parts["loss"], parts["recon"])
@@ -65,7 +65,8 @@ def test_loss_terms_and_gradients(tmp_path, bundles):
 
 @pytest.mark.parametrize("augment", ["feature_dropout", "feature_noise"])
 def test_projector_augmentations_train_the_projector(tmp_path, bundles, augment):
-    _, model, task = build(_config(tmp_path, item_augment=augment), torch.device("cpu"), bundles)
+    run = build(_config(tmp_path, item_augment=augment), torch.device("cpu"), bundles)
+    model, task = run.model, run.task
     (items,) = next(iter(task.batches(1)))
     model.loss(items)["item_cl"].backward()
     assert model.projector.weight.grad.abs().sum() > 0
@@ -73,7 +74,7 @@ def test_projector_augmentations_train_the_projector(tmp_path, bundles, augment)
 
 @pytest.mark.parametrize("augment", ["item_dropout", "item_replace"])
 def test_bundle_view_keeps_a_share_of_each_bundle(tmp_path, bundles, augment):
-    _, model, _ = build(_config(tmp_path, bundle_augment=augment, bundle_ratio=0.5), torch.device("cpu"), bundles)
+    model = build(_config(tmp_path, bundle_augment=augment, bundle_ratio=0.5), torch.device("cpu"), bundles).model
     pad = 50
     rows = torch.tensor([[3, 4, 5, 6, pad, pad], [7, 8, pad, pad, pad, pad], [9, pad, pad, pad, pad, pad],
                          [10, 11, 12, 13, 14, 15]])
@@ -93,7 +94,8 @@ def test_bundle_view_keeps_a_share_of_each_bundle(tmp_path, bundles, augment):
 
 def test_completion_ignores_input_order_and_padding(trained, bundles):
     _, folder = trained
-    _, model, task = build(_config(folder), torch.device("cpu"), bundles)
+    run = build(_config(folder), torch.device("cpu"), bundles)
+    model, task = run.model, run.task
     model.eval()
     cache = model.completion_cache()
     pad = bundles.n_items
@@ -103,7 +105,7 @@ def test_completion_ignores_input_order_and_padding(trained, bundles):
 
 
 def test_items_without_feedback_use_the_content_token(tmp_path, bundles):
-    _, model, _ = build(_config(tmp_path), torch.device("cpu"), bundles)
+    model = build(_config(tmp_path), torch.device("cpu"), bundles).model
     warm = model.encoder.cf_warm
     assert (~warm).any() and warm.any()
     tokens = model.encoder.tokens()
@@ -113,7 +115,7 @@ def test_items_without_feedback_use_the_content_token(tmp_path, bundles):
 
 
 def test_cold_id_token_replaces_ids_of_items_in_no_train_bundle(tmp_path, bundles):
-    _, model, _ = build(_config(tmp_path, cold_id_token="content"), torch.device("cpu"), bundles)
+    model = build(_config(tmp_path, cold_id_token="content"), torch.device("cpu"), bundles).model
     in_train = torch.from_numpy(np.bincount(bundles.bundle_pairs["train"][1], minlength=bundles.n_items) > 0)
     assert (~in_train).any()
     tokens = model.encoder.tokens()

@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 import pytest
-
 from datafiles import assert_same, write_text
+
 from recsys.cli import main
-from recsys.config import DEFAULTS
 from recsys.data import DataError, convert, describe, detect_format, load_dataset, write_dataset
+from recsys.data.defaults import DATASET_DEFAULTS
 from recsys.data.synthetic import generate
 
 FORMATS = ("rearm", "mmrec", "recbole")
@@ -17,7 +17,7 @@ FORMATS = ("rearm", "mmrec", "recbole")
 
 def test_default_section_is_the_synthetic_dataset():
     ds = load_dataset({})
-    assert ds.fingerprint() == generate(**DEFAULTS["dataset"]["synthetic"]).fingerprint()
+    assert ds.fingerprint() == generate(**DATASET_DEFAULTS["synthetic"]).fingerprint()
     assert ds.name == "synthetic"
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.config import DEFAULTS
 from recsys.data import DataError
+from recsys.data.defaults import DATASET_DEFAULTS
 from recsys.data.synthetic import generate
 
 K = 20
 
 
 def _defaults():
-    return generate(**DEFAULTS["dataset"]["synthetic"])
+    return generate(**DATASET_DEFAULTS["synthetic"])
 
 
 def _recall_and_hits(scores, ds, items_of_interest):
@@ -45,9 +45,9 @@ def test_same_arguments_same_dataset_and_seed_changes_it():
     a, b = _defaults(), _defaults()
     assert a.fingerprint() == b.fingerprint()
     np.testing.assert_array_equal(a.item_ids, b.item_ids)
-    c = generate(**{**DEFAULTS["dataset"]["synthetic"], "seed": 1})
+    c = generate(**{**DATASET_DEFAULTS["synthetic"], "seed": 1})
     assert c.fingerprint() != a.fingerprint()
-    d = generate(**DEFAULTS["dataset"]["synthetic"], split_seed=5)
+    d = generate(**DATASET_DEFAULTS["synthetic"], split_seed=5)
     assert d.fingerprint() != a.fingerprint()
     assert np.array_equal(np.sort(np.concatenate([d.train, d.valid, d.test], 1)[0]),
                           np.sort(np.concatenate([a.train, a.valid, a.test], 1)[0]))
@@ -102,4 +102,20 @@ def test_text_is_informative_image_is_noise_and_text_reaches_tail_items():
 @pytest.mark.parametrize("key,value", [("n_users", 0), ("interactions_per_user", 2), ("popularity_skew", -1)])
 def test_invalid_parameters(key, value):
     with pytest.raises(DataError, match=rf"dataset\.synthetic\.{key} = {value} is invalid"):
-        generate(**{**DEFAULTS["dataset"]["synthetic"], key: value})
+        generate(**{**DATASET_DEFAULTS["synthetic"], key: value})
+
+
+def test_catalogue_is_deterministic_linear_and_clustered():
+    from recsys.data.synthetic import catalogue
+
+    a, b = catalogue(4000, seed=3), catalogue(4000, seed=3)
+    assert a.fingerprint() == b.fingerprint()
+    assert a.n_users == 8000 and a.features["text"].shape == (4000, 64) and a.features["image"].shape == (4000, 32)
+    pairs = np.concatenate([a.train, a.valid, a.test], axis=1)
+    assert np.unique(pairs[0] * a.n_items + pairs[1]).size == pairs.shape[1], "no duplicate interaction"
+    per_user = pairs.shape[1] / a.n_users
+    assert 6.0 < per_user < 7.2, per_user
+    shares = np.array([s.shape[1] for s in (a.train, a.valid, a.test)]) / pairs.shape[1]
+    assert np.allclose(shares, [0.8, 0.1, 0.1], atol=0.02)
+    degree = np.bincount(pairs[1], minlength=a.n_items)
+    assert degree.max() > 8 * degree.mean(), "log-normal popularity gives hubs"

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys.config import resolve
+from recsys.cli.export import add_parsers as add_export_parser
+from recsys.compose import resolve
 from recsys.data import Dataset
-from recsys.export import (RunRecommender, UnknownUsersError, add_export_parser, export, load_run, manifest_path,
-                           parse_shard)
+from recsys.export import export, manifest_path, parse_shard
 from recsys.models.bpr import BPRMF
-from recsys.training import train
+from recsys.runs import load_run, train
+from recsys.serving import TrainedRun, UnknownUsersError
 
 N_USERS, N_ITEMS = 37, 23
 
@@ -33,7 +34,7 @@ def _dataset() -> Dataset:
 
 
 @pytest.fixture
-def recommender() -> RunRecommender:
+def recommender() -> TrainedRun:
     """Integer-valued embeddings in {-1, 0, 1}^3: scores tie everywhere."""
     dataset = _dataset()
     model = BPRMF(dataset, {"embedding_size": 3, "reg_weight": 0.0}, None)
@@ -41,10 +42,10 @@ def recommender() -> RunRecommender:
     with torch.no_grad():
         model.user_embedding.copy_(torch.randint(-1, 2, (N_USERS, 3), generator=gen).float())
         model.item_embedding.copy_(torch.randint(-1, 2, (N_ITEMS, 3), generator=gen).float())
-    return RunRecommender(model, dataset)
+    return TrainedRun(model, dataset)
 
 
-def _brute_force(rec: RunRecommender, k: int, exclude: str) -> pd.DataFrame:
+def _brute_force(rec: TrainedRun, k: int, exclude: str) -> pd.DataFrame:
     """Per user: all items sorted by (-score, index), excluded items dropped, first k."""
     ds = rec.dataset
     scores = (rec.model.user_embedding @ rec.model.item_embedding.T).detach().numpy()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from recsys.data import Dataset
+from recsys.errors import ConfigError
 from recsys.graphs import (GraphStore, interest_knn_graph, item_cooccurrence_graph, knn_graph, mix_graphs,
                            user_cooccurrence_graph)
 
@@ -95,7 +96,7 @@ def test_projection_option_reaches_both_knn_builders():
 
 def test_bad_requests_name_the_fix():
     store = GraphStore(_dataset(), "cpu")
-    with pytest.raises(KeyError, match="has no 'audio' features"):
+    with pytest.raises(ConfigError, match="has no 'audio' features"):
         store.item_knn({"audio": 1.0}, 3)
     with pytest.raises(ValueError, match="sum to 1"):
         store.item_knn({"text": 0.5, "image": 0.2}, 3)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recsys.config import resolve
+from recsys.compose import resolve
 from recsys.data import load_dataset
 from recsys.graphs import GraphStore
 from recsys.models.freedom import FREEDOM

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.config import resolve
+from recsys.compose import resolve
 from recsys.data import load_dataset
 from recsys.graphs import GraphStore
 from recsys.models import get_model_class

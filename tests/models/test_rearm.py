@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.config import resolve
+from recsys.compose import build, resolve
 from recsys.data import load_dataset
 from recsys.graphs import GraphStore
 from recsys.losses import orthogonality_loss
 from recsys.models.rearm import REARM
-from recsys.training import train
-from recsys.training.run import build
+from recsys.runs import train
 
 SMALL = {"embedding_size": 8, "rank": 2, "n_layers": 2, "item_knn_k": 4, "user_knn_k": 5}
 
@@ -266,8 +265,9 @@ def test_learns_from_informative_features_and_beats_lightgcn(tmp_path):
     dataset = load_dataset({"format": "synthetic", "synthetic": SYNTHETIC})
     rearm = train(_run_config(tmp_path / "rearm", "rearm", 3e-3, 12, **REARM_TEST), dataset=dataset)
     lightgcn = train(_run_config(tmp_path / "lightgcn", "lightgcn", 1e-2, 30), dataset=dataset)
-    _, untrained, task = build(_run_config(tmp_path / "init", "rearm", 3e-3, 1, **REARM_TEST), torch.device("cpu"),
+    run = build(_run_config(tmp_path / "init", "rearm", 3e-3, 1, **REARM_TEST), torch.device("cpu"),
                                dataset)
+    untrained, task = run.model, run.task
     initial = task.evaluate(untrained, "test")
     assert rearm["test"]["recall@20"] > 1.1 * initial["recall@20"]
     assert rearm["test"]["recall@20"] > lightgcn["test"]["recall@20"]

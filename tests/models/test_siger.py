@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.config import resolve
+from recsys.compose import resolve
 from recsys.data import load_dataset
 from recsys.graphs import GraphStore
 from recsys.graphs.enhanced import enhanced_item_graph, item_cooccurrence_rownorm, row_normalise

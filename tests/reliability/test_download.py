@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from recsys.cli import main
-from recsys.data.download import (DownloadError, FileSpec, dataset_files, download_dataset, fetch_file,
-                                  load_catalogue)
+from recsys.data.download import DownloadError, FileSpec, dataset_files, download_dataset, fetch_file, load_catalogue
 
 
 class _Server:
@@ -296,7 +295,7 @@ def test_catalogue_checksums_match_the_shared_splits(shared_data):
 
 
 def test_catalogue_errors_name_the_entry(tmp_path):
-    from recsys.config import ConfigError
+    from recsys.errors import ConfigError
 
     bad = tmp_path / "c.yaml"
     bad.write_text(json.dumps({"datasets": {"toy": {"files": [

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from recsys.cli import main
-from recsys.config import ConfigError, resolve
+from recsys.compose import resolve
 from recsys.data import DataError
+from recsys.dry_run import GraphProbe, dry_run, inspect_run
+from recsys.errors import ConfigError
 from recsys.graphs import GraphStore
 from recsys.models import Recommender, registry
-from recsys.training.dry_run import GraphProbe, dry_run, inspect_run
 
 
 def _config(tmp_path, model="lightgcn", **sections):
@@ -61,11 +62,11 @@ class _NoHeavyGraphs:
 
 
 def test_parameter_count_and_exact_graph_match_the_real_build(planted, tmp_path):
-    from recsys.training.run import build
+    from recsys.compose import build
 
     config = _config(tmp_path, "lightgcn")
     report = inspect_run(config, planted)
-    _, model, _ = build(config, torch.device("cpu"), planted)
+    model = build(config, torch.device("cpu"), planted).model
     assert report.trainable == sum(p.numel() for p in model.parameters()) == (planted.n_users + planted.n_items) * 64
     (graph,) = report.graphs
     real = GraphStore(planted, "cpu").user_item()
@@ -77,7 +78,7 @@ def test_parameter_count_and_exact_graph_match_the_real_build(planted, tmp_path)
 
 
 def test_expensive_graphs_are_bounded_not_built(planted, tmp_path, monkeypatch, probe_model):
-    import recsys.training.dry_run as module
+    import recsys.dry_run as module
 
     real_init = GraphProbe.__init__
     monkeypatch.setattr(GraphProbe, "__init__",

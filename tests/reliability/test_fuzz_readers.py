@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from recsys.config import ConfigError
 from recsys.data import SPLITS, DataError
 from recsys.data.loading import load_dataset, write_dataset
 from recsys.data.synthetic import generate
+from recsys.errors import ConfigError
 
 NAME = "toy"
 ERROR, SAME = "error", "same"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recsys.cli import main
-from recsys.data import DataError
+from recsys.errors import DataError, RunFolderError
 from recsys.plotting import curves, loss_figure, metrics_figure, plot_run, read_metrics
 
 
@@ -72,7 +72,7 @@ def test_run_without_evaluation_gets_only_the_loss_plot(tmp_path):
 
 
 def test_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(FileNotFoundError, match="metrics.jsonl does not exist"):
+    with pytest.raises(RunFolderError, match="metrics.jsonl does not exist"):
         read_metrics(tmp_path / "metrics.jsonl")
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "lo\n')
     with pytest.raises(DataError, match="metrics.jsonl line 2 is not valid JSON"):
@@ -83,8 +83,8 @@ def test_errors_name_the_file_and_line(tmp_path):
 
 
 def test_cli_plot_after_a_real_training_run(planted, tmp_path, capsys):
-    from recsys.config import resolve
-    from recsys.training import train
+    from recsys.compose import resolve
+    from recsys.runs import train
 
     config = resolve({"run_name": "run", "output_dir": str(tmp_path), "cache_dir": str(tmp_path / "cache"),
                       "model": {"name": "bpr"}, "train": {"epochs": 3, "batch_size": 512, "progress": False},

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from recsys.config import ConfigError, resolve
+from recsys.compose import resolve
+from recsys.errors import ConfigError
 from recsys.models.bpr import BPRMF
 from recsys.training.tasks import make_task
 from recsys.training.trainer import Trainer
@@ -82,7 +83,7 @@ def test_tensorboard_off_by_default_writes_nothing(planted, tmp_path):
 def test_cli_tensorboard_flag_logs_the_run_and_survives_in_its_config(tmp_path, capsys):
     pytest.importorskip("tensorboard")
     from recsys.cli import main
-    from recsys.config import load_yaml
+    from recsys.io import load_yaml
 
     code = main(["train", "--tensorboard", "--set", f"output_dir={tmp_path}", "run_name=run", "model.name=bpr",
                  "train.epochs=2", "train.progress=false", "dataset.synthetic.n_users=120",

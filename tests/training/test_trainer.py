@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.config import resolve
+from recsys.compose import build, resolve, resolve_device
+from recsys.errors import ConfigError, NonFiniteLossError
 from recsys.evaluation import evaluate_ranking
 from recsys.models.bpr import BPRMF
-from recsys.training import NonFiniteLossError, train
-from recsys.training.run import build, resolve_device
+from recsys.runs import train
 
 
 def _config(tmp_path, model="bpr", **train_overrides):
@@ -38,7 +38,8 @@ def test_model_learns_and_beats_popularity(planted, tmp_path, model):
 
 @pytest.mark.parametrize("model", ["bpr", "lightgcn"])
 def test_loss_terms_shapes_and_gradients(planted, tmp_path, model):
-    _, net, task = build(_config(tmp_path, model), torch.device("cpu"), planted)
+    run = build(_config(tmp_path, model), torch.device("cpu"), planted)
+    net, task = run.model, run.task
     users, pos, neg = next(iter(task.batches(1)))
     losses = net.loss(users, pos, neg)
     assert {"loss", "bpr", "reg"} <= set(losses)
@@ -84,7 +85,8 @@ class _ExplodingBPR(BPRMF):
 
 def test_non_finite_loss_stops_with_epoch_batch_and_term(planted, tmp_path):
     config = _config(tmp_path, "bpr", epochs=10)
-    _, net, task = build(config, torch.device("cpu"), planted)
+    run = build(config, torch.device("cpu"), planted)
+    net, task = run.model, run.task
     exploding = _ExplodingBPR(planted, config["model"], None)
     from recsys.training.trainer import Trainer
 
@@ -120,5 +122,5 @@ def test_resume_after_crash_matches_uninterrupted_run(planted, tmp_path):
 def test_cuda_request_without_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
         resolve_device("cuda")

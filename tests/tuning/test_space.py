@@ -7,7 +7,7 @@ import optuna
 import pytest
 import yaml
 
-from recsys.config import ConfigError
+from recsys.errors import ConfigError
 from recsys.tuning.space import SearchSpace, nest
 from recsys.tuning.spec import load_spec
 

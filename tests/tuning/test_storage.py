@@ -12,9 +12,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from recsys.config import ConfigError
-from recsys.tuning.storage import (WORKER_ATTR, fail_orphaned_trials, open_storage, storage_url,
-                                   worker_identity)
+from recsys.errors import ConfigError
+from recsys.tuning.storage import WORKER_ATTR, fail_orphaned_trials, open_storage, storage_url, worker_identity
 
 
 def _dead_pid() -> int:

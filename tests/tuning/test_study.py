@@ -16,8 +16,10 @@ import yaml
 from optuna.trial import TrialState
 
 from recsys.cli import main
-from recsys.config import ConfigError, load_yaml, resolve
-from recsys.training import train
+from recsys.compose import resolve
+from recsys.errors import ConfigError
+from recsys.io import load_yaml
+from recsys.runs import train
 from recsys.tuning.runner import open_study, run_study
 from recsys.tuning.spec import load_spec
 from recsys.tuning.storage import WORKER_ATTR, open_storage, storage_url
@@ -190,7 +192,7 @@ def _fake_train(error):
 
 
 def test_diverging_trials_fail_and_a_hopeless_study_stops(tmp_path, monkeypatch):
-    from recsys.training import NonFiniteLossError
+    from recsys.errors import NonFiniteLossError
     from recsys.tuning import worker
 
     monkeypatch.setattr(worker, "train", _fake_train(NonFiniteLossError("loss is nan")))

@@ -16,9 +16,9 @@ import torch
 
 from recsys import io
 from recsys.data.bundles import BundleDataset
-from recsys.data.dataset import DataError
+from recsys.errors import DataError
 from recsys.evaluation.ranking import topk_excluding
-from recsys.training.run import load_run
+from recsys.runs import load_run
 
 
 def read_partial_bundles(path: str | Path) -> list[tuple[int, list[str]]]:

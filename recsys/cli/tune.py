@@ -26,7 +26,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_tune_parser(subparsers) -> None:
+def add_parsers(subparsers) -> None:
     tune = subparsers.add_parser(
         "tune", help="tune hyper-parameters with Optuna (resumable, several workers, pruning)",
         description="Run the study a study file describes (configs/tune/*.yaml). Re-running the same command "

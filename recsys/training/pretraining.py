@@ -1,7 +1,13 @@
-"""Pre-trained collaborative item embeddings for CLHE's CF token, cached on disk.
+"""Training steps that run before a model is built and hand it tensors, cached on disk.
 
-CLHE (Ma et al., WSDM 2024, §3.2) feeds each item's embedding from a model pre-trained on
-the user-item interactions into the item encoder. Here that model is our LightGCN
+A model declares the inputs it needs from such a step with
+:meth:`recsys.models.base.Recommender.pretrained_inputs` (name → settings); the composition
+layer (:func:`recsys.compose.build`) runs :func:`run_step` for each and passes the results to
+the model's constructor as ``pretrained``. A dry run passes :func:`placeholder` instead, of
+the same shapes, and never trains.
+
+``cf_item_embeddings``: CLHE (Ma et al., WSDM 2024, §3.2) feeds each item's embedding from a
+model pre-trained on the user-item interactions into the item encoder. Here that model is our LightGCN
 (:class:`recsys.models.lightgcn.LightGCN`, He et al., SIGIR 2020) trained with BPR on the
 dataset's ``train`` user-item pairs (the batches of
 :class:`recsys.training.tasks.InteractionTask`) for a fixed number of epochs with Adam; there
@@ -11,7 +17,8 @@ have no collaborative signal; CLHE uses their content token instead).
 
 Training runs under its own seed inside ``torch.random.fork_rng`` so a cache hit and a cache
 miss leave the caller's random state identical. The embedding depends only on the user-item
-pairs and the settings, so the cache file is ``<cache_dir>/clhe_cf/<hash of both>.npy``.
+pairs and the settings, so the cache file is ``<cache_dir>/clhe_cf/<hash of both>.npy``
+(written atomically).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recsys.errors import ConfigError
 from recsys.io import atomic_path
 from recsys.models.lightgcn import LightGCN
 from recsys.training.tasks import InteractionTask
@@ -64,11 +72,15 @@ def train_lightgcn_items(dataset, graphs, settings: dict) -> np.ndarray:
     return items.cpu().numpy().astype(np.float32)
 
 
+def _warm_items(dataset) -> np.ndarray:
+    return np.diff(dataset.csr("train").tocsc().indptr) > 0
+
+
 def pretrained_item_embeddings(dataset, graphs, settings: dict | None = None,
                                cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings n_items × d, has_interactions bool n_items); loaded from the cache when present."""
     settings = {**DEFAULT_SETTINGS, **dict(settings or {})}
-    warm = np.diff(dataset.csr("train").tocsc().indptr) > 0
+    warm = _warm_items(dataset)
     if not warm.any():
         return np.zeros((dataset.n_items, int(settings["embedding_size"])), dtype=np.float32), warm
     path = _cache_path(dataset, settings, cache_dir)
@@ -80,3 +92,32 @@ def pretrained_item_embeddings(dataset, graphs, settings: dict | None = None,
             with open(tmp, "wb") as handle:
                 np.save(handle, items)
     return items, warm
+
+
+def _cf_item_embeddings(dataset, graphs, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    items, warm = pretrained_item_embeddings(dataset, graphs, settings, graphs.cache_dir)
+    return torch.from_numpy(items), torch.from_numpy(warm)
+
+
+def _cf_item_placeholder(dataset, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    dim = int({**DEFAULT_SETTINGS, **dict(settings or {})}["embedding_size"])
+    return torch.zeros(dataset.n_items, dim), torch.from_numpy(_warm_items(dataset))
+
+
+STEPS = {"cf_item_embeddings": (_cf_item_embeddings, _cf_item_placeholder)}
+
+
+def _step(name: str):
+    if name not in STEPS:
+        raise ConfigError(f"no pre-training step '{name}'; available: {', '.join(sorted(STEPS))}")
+    return STEPS[name]
+
+
+def run_step(name: str, settings: dict, dataset, graphs):
+    """Run (or load from ``graphs.cache_dir``) the pre-training step ``name``."""
+    return _step(name)[0](dataset, graphs, settings)
+
+
+def placeholder(name: str, settings: dict, dataset, graphs=None):
+    """Zeros of the shapes :func:`run_step` returns, for a dry run (no training)."""
+    return _step(name)[1](dataset, settings)

@@ -1,4 +1,4 @@
-"""A training run end to end: config → dataset → graphs → model → trainer → run folder.
+"""Training runs end to end: config → :func:`recsys.compose.build` → trainer → run folder.
 
 Run folder layout: ``config.yaml`` (resolved config, seed included), ``metrics.jsonl``
 (one line per epoch), ``best.pt`` (best-valid model), ``last.pt`` (resume state),
@@ -8,42 +8,21 @@ Run folder layout: ``config.yaml`` (resolved config, seed included), ``metrics.j
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from recsys import io
-from recsys.config import ConfigError, dump_yaml, load_yaml, resolve
-from recsys.data.loading import load_dataset
-from recsys.graphs import GraphStore
-from recsys.models import get_model_class
-from recsys.training import distributed
-from recsys.training.tasks import make_task
-from recsys.training.trainer import Trainer
+from recsys.compose import build, resolve, resolve_device
+from recsys.errors import RunFolderError
+from recsys.serving import TrainedRun
+from recsys.training import Trainer, distributed
 
 log = logging.getLogger("recsys.train")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' was requested but CUDA is not available; use device=cpu or auto")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _run_dir(config: dict) -> Path:
@@ -61,20 +40,6 @@ def _attach_log_file(run_dir: Path) -> logging.Handler:
     logging.getLogger("recsys").addHandler(handler)
     logging.getLogger("recsys").setLevel(logging.INFO)
     return handler
-
-
-def build(config: dict, device: torch.device, dataset=None):
-    """Dataset, graph store, model and task of a resolved config."""
-    dataset = dataset if dataset is not None else load_dataset(config["dataset"])
-    graphs = GraphStore(dataset, device, cache_dir=config["cache_dir"])
-    seed_everything(int(config["seed"]))
-    model_cls = get_model_class(config["model"]["name"])
-    try:
-        model = model_cls(dataset, config["model"], graphs).to(device)
-    except ValueError as exc:
-        raise ConfigError(f"model '{config['model']['name']}' rejects its configuration: {exc}") from exc
-    task = make_task(getattr(model_cls, "task", "interaction"), dataset, config, device)
-    return dataset, model, task
 
 
 def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
@@ -97,16 +62,16 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
         run_dir.mkdir(parents=True, exist_ok=True)
         handler = _attach_log_file(run_dir)
         if not resume:
-            io.write_text(run_dir / "config.yaml", dump_yaml(config))
+            io.write_text(run_dir / "config.yaml", io.dump_yaml(config))
     distributed.barrier()
     try:
         started = time.perf_counter()
-        dataset, model, task = build(config, device, dataset)
-        trainer = Trainer(model, task, config["train"], run_dir, on_evaluate=on_evaluate)
+        run = build(config, device, dataset)
+        trainer = Trainer(run.model, run.task, config["train"], run_dir, on_evaluate=on_evaluate)
         if resume:
             trainer.resume()
         state = trainer.fit()
-        results = _final_results(config, run_dir, device, dataset, model, task, state, started) if main_rank else None
+        results = _final_results(config, run_dir, device, run, state, started) if main_rank else None
         return distributed.broadcast(results)
     finally:
         if main_rank:
@@ -114,16 +79,16 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
             handler.close()
 
 
-def _final_results(config, run_dir: Path, device, dataset, model, task, state: dict, started: float) -> dict:
+def _final_results(config, run_dir: Path, device, run, state: dict, started: float) -> dict:
     """Reload the best checkpoint, evaluate valid and test, write results.json."""
     best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
-    model.load_state_dict(best["model"])
+    run.model.load_state_dict(best["model"])
     eval_start = time.perf_counter()
-    valid = task.evaluate(model, "valid")
-    test = task.evaluate(model, "test")
+    valid = run.task.evaluate(run.model, "valid")
+    test = run.task.evaluate(run.model, "test")
     results = {
         "model": config["model"]["name"],
-        "dataset": dataset.name,
+        "dataset": run.dataset.name,
         "seed": config["seed"],
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
@@ -139,31 +104,33 @@ def _final_results(config, run_dir: Path, device, dataset, model, task, state: d
     return results
 
 
+def _run_config(run_dir: Path) -> dict:
+    if not (run_dir / "config.yaml").is_file():
+        raise RunFolderError(f"'{run_dir}' has no config.yaml: it is not a training run folder")
+    return resolve(io.load_yaml(run_dir / "config.yaml"))
+
+
 def resume(run_dir: str | Path) -> dict:
     """Continue a killed run from its ``last.pt``."""
     run_dir = Path(run_dir)
-    config = resolve(load_yaml(run_dir / "config.yaml"))
-    return train(config, run_dir=run_dir, resume=(run_dir / "last.pt").exists())
+    return train(_run_config(run_dir), run_dir=run_dir, resume=(run_dir / "last.pt").exists())
 
 
-@dataclass
-class LoadedRun:
-    run_dir: Path
-    config: dict
-    dataset: object
-    model: torch.nn.Module
-    device: torch.device
-
-
-def load_run(run_dir: str | Path, device: str = "auto") -> LoadedRun:
-    """Rebuild a finished run's dataset and model with the best checkpoint, in eval mode."""
+def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
+    """A finished run ready to recommend: its dataset and model with the best checkpoint, in
+    eval mode (:class:`recsys.serving.TrainedRun`)."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
-        raise FileNotFoundError(f"'{run_dir}' has no best.pt: it is not a finished training run folder")
-    config = resolve(load_yaml(run_dir / "config.yaml"))
+        raise RunFolderError(f"'{run_dir}' has no best.pt: it is not a finished training run folder")
+    config = _run_config(run_dir)
     torch_device = resolve_device(device)
-    dataset, model, _ = build(config, torch_device)
+    components = build(config, torch_device)
     best = torch.load(run_dir / "best.pt", map_location=torch_device, weights_only=False)
-    model.load_state_dict(best["model"])
-    model.eval()
-    return LoadedRun(run_dir, config, dataset, model, torch_device)
+    components.model.load_state_dict(best["model"])
+    return TrainedRun(components.model, components.dataset, torch_device, run_dir=run_dir, config=config,
+                      task=components.task)
+
+
+def evaluate_run(run: TrainedRun, splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:
+    """The run's metrics on ``splits`` with its task's protocol (what ``results.json`` holds)."""
+    return {split: run.task.evaluate(run.model, split) for split in splits}

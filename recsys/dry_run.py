@@ -9,7 +9,7 @@ model and the task exactly as training would, and reports:
 * every graph the model asks for, with its shape and number of stored entries (nnz). The
   cheap graphs (user-item Â, nnz = 2·|R|; the user→mean-of-items matrix, nnz = |R|) are built
   for real; the expensive ones are *not* built but bounded from their definition
-  (``specs/graphs.md``): a top-k kNN graph over n nodes mixed over M modalities has at most
+  (``docs/graphs.md``): a top-k kNN graph over n nodes mixed over M modalities has at most
   n·min(n, k·M) entries, a top-k co-occurrence graph at most n·min(k, n−1), a homography graph
   (co-occurrence + kNN mix) at most their sum; a dense user-interest matrix is n_users × D.
   The model receives an empty sparse matrix of the right shape in their place, which is all
@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from recsys.config import ConfigError
-from recsys.data.dataset import DataError
+from recsys.compose import build, resolve_device
 from recsys.data.loading import load_dataset
+from recsys.errors import ConfigError
+from recsys.evaluation.metrics import validate
+from recsys.graphs import GraphStore
 
 FLOAT = 4
 ADAM_BYTES_PER_PARAM = 4 * FLOAT  # value, gradient, first and second moment
@@ -167,8 +169,6 @@ class GraphProbe:
 
 
 def _check_monitor(config: dict) -> None:
-    from recsys.evaluation.metrics import validate
-
     try:
         ks, metrics = validate(config["eval"]["ks"], config["eval"]["metrics"])
     except ValueError as exc:
@@ -185,8 +185,6 @@ def _check_monitor(config: dict) -> None:
 
 
 def _device(config: dict) -> torch.device:
-    from recsys.training.run import resolve_device
-
     try:
         return resolve_device(config["device"])
     except (RuntimeError, ValueError) as exc:
@@ -201,25 +199,13 @@ def _activation_bytes(model_config: dict, n_nodes: int) -> int:
 
 def inspect_run(config: dict, dataset=None) -> DryRunReport:
     """Validate ``config`` (resolved) and its data; build the model with graph estimates."""
-    from recsys.graphs import GraphStore
-    from recsys.models import get_model_class
-    from recsys.training.run import seed_everything
-    from recsys.training.tasks import make_task
-
     _check_monitor(config)
     device = _device(config)
     dataset = dataset if dataset is not None else load_dataset(config["dataset"])
     cpu = torch.device("cpu")
     probe = GraphProbe(dataset, GraphStore(dataset, cpu, cache_dir=None))
-    seed_everything(int(config["seed"]))
-    model_cls = get_model_class(config["model"]["name"])
-    try:
-        model = model_cls(dataset, config["model"], probe)
-    except (ConfigError, DataError):
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"model '{config['model']['name']}' rejects its configuration: {exc}") from exc
-    task = make_task(getattr(model_cls, "task", "interaction"), dataset, config, cpu)
+    run = build(config, cpu, dataset, graphs=probe, pretrain=False)
+    model, task = run.model, run.task
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers() if b.layout == torch.strided)
