@@ -46,6 +46,12 @@ def resolve(user: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] 
     defaults = run_defaults(model_section.get("name"))
     core = {k: v for k, v in defaults.items() if k != "model"}
     config = merge(core, raw, core)
+    renamed = {old: new for old, new in getattr(get_model_class(defaults["model"]["name"]), "renamed_keys", {}).items()
+               if old in model_section and old not in defaults["model"]}
+    if renamed:
+        moves = ", ".join(f"'model.{old}' is now 'model.{new}'" for old, new in renamed.items())
+        raise ConfigError(f"renamed config key(s) of model '{defaults['model']['name']}': {moves}; write the new "
+                          "name(s) instead (docs/vocabulary.md lists the shared names)")
     model = merge(defaults["model"], model_section, defaults["model"], "model")
     return {key: model if key == "model" else config[key] for key in defaults}
 

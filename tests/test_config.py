@@ -37,3 +37,16 @@ def test_unknown_model_name_suggests_a_registered_one():
 def test_override_without_equals_sign_is_an_error():
     with pytest.raises(ConfigError, match="key.path=value"):
         parse_overrides(["train.lr"])
+
+
+def test_renamed_model_key_is_an_error_naming_the_new_key(monkeypatch):
+    from recsys.models import get_model_class
+
+    monkeypatch.setattr(get_model_class("lightgcn"), "renamed_keys", {"num_layer": "n_layers", "l2": "reg_weight"},
+                        raising=False)
+    with pytest.raises(ConfigError, match="'model.num_layer' is now 'model.n_layers'") as error:
+        resolve({"model": {"name": "lightgcn", "num_layer": 2}})
+    assert "l2" not in str(error.value)  # only the keys the user wrote
+    with pytest.raises(ConfigError, match="'model.num_layer' is now 'model.n_layers', 'model.l2' is now 'model.reg_weight'"):
+        resolve({"model": {"name": "lightgcn"}}, parse_overrides(["model.num_layer=2", "model.l2=0.1"]))
+    assert resolve({"model": {"name": "lightgcn", "n_layers": 2}})["model"]["n_layers"] == 2
