@@ -7,8 +7,8 @@ the input items excluded). Every choice is made on VALID Recall@20 only:
 - text-kNN: aggregation ``sum`` or ``max`` of the cosine similarities;
 - CLHE: the config plus each entry of ``CANDIDATES`` (learning rate), early stopping on
   valid Recall@20 within a run;
-- ablations of the chosen CLHE: without item-level contrast (``cl_alpha = 0``), without
-  bundle-level contrast (``bundle_cl_alpha = 0``), without both, and with learned ID tokens
+- ablations of the chosen CLHE: without item-level contrast (``item_cl_weight = 0``), without
+  bundle-level contrast (``bundle_cl_weight = 0``), without both, and with learned ID tokens
   for items in no train bundle (the reference code's behaviour).
 
 Each CLHE run trains in its own process with one torch thread (the CPU is shared; these
@@ -37,9 +37,9 @@ CONFIG = REPO / "configs" / "experiments" / "clhe_clothing.yaml"
 OUT = RESULTS / "clhe_clothing.json"
 CANDIDATES = {"lr1e-3": {"train": {"lr": 1e-3}}, "lr3e-3": {"train": {"lr": 3e-3}}}
 ABLATIONS = {
-    "no_item_cl": {"model": {"cl_alpha": 0.0}},
-    "no_bundle_cl": {"model": {"bundle_cl_alpha": 0.0}},
-    "no_cl": {"model": {"cl_alpha": 0.0, "bundle_cl_alpha": 0.0}},
+    "no_item_cl": {"model": {"item_cl_weight": 0.0}},
+    "no_bundle_cl": {"model": {"bundle_cl_weight": 0.0}},
+    "no_cl": {"model": {"item_cl_weight": 0.0, "bundle_cl_weight": 0.0}},
     "learned_cold_ids": {"model": {"cold_id_token": "learned"}},
 }
 

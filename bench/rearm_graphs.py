@@ -3,8 +3,8 @@
 Clothing train split (39,387 users, 23,033 items) with stand-in item features of the paper's
 shapes (image 4096-d, text 384-d; seeded standard-normal float32, since the real features
 are not available here) and the published Clothing hyper-parameters: user_knn_k 45,
-item_knn_k 10 (co-occurrence k the same), u/i_mm_image_weight 0.1, uu_co_weight 0.7,
-ii_co_weight 0.1. Every graph goes through :class:`recsys.graphs.GraphStore` (no disk cache),
+item_knn_k 10 (co-occurrence k the same), image share 0.1 of both modality mixtures,
+user_co_weight 0.7, item_co_weight 0.1. Every graph goes through :class:`recsys.graphs.GraphStore` (no disk cache),
 components first, so the homography steps time only the mixing. Peak memory is the process
 peak resident set size (ru_maxrss) after each step, which includes the 412 MB of features.
 Target (issue 3): all graphs < 10 s on 2 cores, peak < 3 GB. The machine is shared: the load

@@ -8,6 +8,10 @@ the constructor's ``pretrained`` mapping. Models never train, read files or pars
 negative item) triples, returning named loss terms with the total under ``"loss"``. For
 ranking, :meth:`Recommender.embeddings` returns final user and item representations and
 ``score(u, i) = <z_u, z_i>``; models with another scoring rule override :meth:`scores`.
+
+Hyper-parameters shared by several models have one name everywhere (docs/vocabulary.md); a
+model lists the names it used before in ``renamed_keys`` (old → new), and a config that
+still writes an old name is an error naming the new one.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class Recommender(nn.Module):
 
     name: ClassVar[str] = ""
     task: ClassVar[str] = "interaction"
+    renamed_keys: ClassVar[dict[str, str]] = {}
 
     def __init__(self, dataset, config: dict[str, Any], graphs) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ Item encoder (level 1). For item i, three d-dimensional tokens:
 Fusion by one self-attention layer over the tokens T_i = norm([c_i; e_i; f_i]) (optionally
 LayerNorm without affine): h_i = mean_rows softmax(T_i W_q (T_i W_k)ᵀ / √d) T_i W_v.
 
-Bundle encoder (level 2): ``bundle_layers`` masked self-attention layers over the item
+Bundle encoder (level 2): ``n_bundle_layers`` masked self-attention layers over the item
 representations of a (partial) bundle (LayerNorm without affine, q/k/v without bias, padding
 masked, optional residual), mean-pooled over the real items → bundle representation z_b.
 
@@ -23,16 +23,17 @@ completion scores are s_bi = z_b · h'_i.
 
 Loss = reconstruction + item-level contrast + bundle-level contrast:
   L_rec = −mean_b Σ_i x_bi log softmax(s_b)_i / |x_b| over the full train bundles x_b;
-  L_item = cl_alpha · InfoNCE(view₁, view₂; cl_temp) over the items present in the batch, the
-    two views by ``item_augment``: ``modality_dropout`` (each token zeroed with probability
-    ``dropout_rate`` before fusion), ``feature_dropout`` (dropout on h_i, then a linear
-    projector), ``feature_noise`` (h_i + noise_weight·N(0, I), then the projector) or ``none``;
-  L_bundle = bundle_cl_alpha · InfoNCE(z_b, z_b̃; bundle_cl_temp), b̃ keeping
+  L_item = item_cl_weight · InfoNCE(view₁, view₂; item_cl_temperature) over the items present
+    in the batch, the two views by ``item_augment``: ``modality_dropout`` (each token zeroed
+    with probability ``item_augment_dropout`` before fusion), ``feature_dropout`` (dropout on
+    h_i, then a linear projector), ``feature_noise`` (h_i + item_augment_noise·N(0, I), then
+    the projector) or ``none``;
+  L_bundle = bundle_cl_weight · InfoNCE(z_b, z_b̃; bundle_cl_temperature), b̃ keeping
     clamp(⌈bundle_ratio·n⌉, 1, n−1) random items of b (``item_dropout``) and, with
     ``item_replace``, filling the other positions with random items of the batch.
 InfoNCE is :func:`recsys.losses.info_nce`. Where the public code departs from the paper we
 follow the paper: the bundle encoder's attention weights are trained, modality dropout drops
-a token with probability ``dropout_rate``, and the augmented bundle view is masked by its own
+a token with probability ``item_augment_dropout``, and the augmented bundle view is masked by its own
 padding.
 """
 from __future__ import annotations
@@ -150,6 +151,10 @@ class BundleEncoder(nn.Module):
 class CLHE(Recommender):
     name = "clhe"
     task = "bundle"
+    renamed_keys = {"bundle_layers": "n_bundle_layers", "dropout_rate": "item_augment_dropout",
+                    "noise_weight": "item_augment_noise", "cl_alpha": "item_cl_weight",
+                    "cl_temp": "item_cl_temperature", "bundle_cl_alpha": "bundle_cl_weight",
+                    "bundle_cl_temp": "bundle_cl_temperature"}
 
     @classmethod
     def default_config(cls) -> dict:
@@ -158,18 +163,18 @@ class CLHE(Recommender):
             "modalities": None,
             "fusion_layernorm": False,
             "cold_id_token": "learned",
-            "bundle_layers": 1,
+            "n_bundle_layers": 1,
             "bundle_layernorm": True,
             "bundle_residual": False,
             "item_augment": "modality_dropout",
-            "dropout_rate": 0.2,
-            "noise_weight": 0.02,
-            "cl_alpha": 0.1,
-            "cl_temp": 0.5,
+            "item_augment_dropout": 0.2,
+            "item_augment_noise": 0.02,
+            "item_cl_weight": 0.1,
+            "item_cl_temperature": 0.5,
             "bundle_augment": "item_dropout",
             "bundle_ratio": 0.5,
-            "bundle_cl_alpha": 2.0,
-            "bundle_cl_temp": 0.05,
+            "bundle_cl_weight": 2.0,
+            "bundle_cl_temperature": 0.05,
             "cf_source": "auto",
             "cf_pretrain": {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-4, "epochs": 100, "lr": 5e-3,
                             "batch_size": 1024, "seed": 2024},
@@ -204,7 +209,7 @@ class CLHE(Recommender):
             id_warm = torch.from_numpy(np.bincount(dataset.bundle_pairs["train"][1], minlength=self.n_items) > 0)
         self.encoder = ItemEncoder(features, cf, warm, id_warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
         self.decoder = ItemEncoder(features, cf, warm, id_warm, self.n_items, dim, bool(cfg["fusion_layernorm"]))
-        self.bundle_encoder = BundleEncoder(dim, int(cfg["bundle_layers"]), bool(cfg["bundle_layernorm"]),
+        self.bundle_encoder = BundleEncoder(dim, int(cfg["n_bundle_layers"]), bool(cfg["bundle_layernorm"]),
                                             bool(cfg["bundle_residual"]))
         self.projector = _xavier_linear(dim, dim)
 
@@ -253,13 +258,13 @@ class CLHE(Recommender):
         """Two augmented views of the items whose tokens and representations are given (``item_augment``)."""
         mode = self.config["item_augment"]
         if mode == "modality_dropout":
-            rate = float(self.config["dropout_rate"])
+            rate = float(self.config["item_augment_dropout"])
             masks = [(torch.rand(tokens.shape[:2], device=tokens.device) >= rate).unsqueeze(-1) for _ in range(2)]
             return self.encoder.fusion(tokens * masks[0]), self.encoder.fusion(tokens * masks[1])
         if mode == "feature_dropout":
-            rate = float(self.config["dropout_rate"])
+            rate = float(self.config["item_augment_dropout"])
             return tuple(self.projector(F.dropout(reps, rate, training=True)) for _ in range(2))
-        weight = float(self.config["noise_weight"])
+        weight = float(self.config["item_augment_noise"])
         return tuple(self.projector(reps + weight * torch.randn_like(reps)) for _ in range(2))
 
     def loss(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -280,12 +285,13 @@ class CLHE(Recommender):
         target = target[:, :-1]
         recon = -(F.log_softmax(logits, dim=1) * target).sum(1).div(target.sum(1)).mean()
         item_cl = bundle_cl = logits.new_zeros(())
-        if float(cfg["cl_alpha"]) > 0 and cfg["item_augment"] != "none":
+        if float(cfg["item_cl_weight"]) > 0 and cfg["item_augment"] != "none":
             view_a, view_b = self.item_views(tokens, reps)
-            item_cl = float(cfg["cl_alpha"]) * info_nce(view_a, view_b, float(cfg["cl_temp"]))
-        if float(cfg["bundle_cl_alpha"]) > 0:
+            item_cl = float(cfg["item_cl_weight"]) * info_nce(view_a, view_b, float(cfg["item_cl_temperature"]))
+        if float(cfg["bundle_cl_weight"]) > 0:
             augmented = self.encode_bundles(table, self.bundle_view(local, len(present)), len(present))
-            bundle_cl = float(cfg["bundle_cl_alpha"]) * info_nce(bundles, augmented, float(cfg["bundle_cl_temp"]))
+            bundle_cl = float(cfg["bundle_cl_weight"]) * info_nce(bundles, augmented,
+                                                                  float(cfg["bundle_cl_temperature"]))
         return {"loss": recon + item_cl + bundle_cl, "recon": recon, "item_cl": item_cl, "bundle_cl": bundle_cl}
 
     @torch.no_grad()

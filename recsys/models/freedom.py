@@ -6,16 +6,16 @@ Recommendation", ACM MM 2023, following the MMRec implementation:
 - Frozen item graph: S = Σ_m w_m S_m, S_m the kNN graph of modality m's features with unit
   weights and D^-1/2 · D^-1/2 normalisation (graphs.md §2), built once; the weights follow
   MMRec's ``mm_image_weight`` (image gets it, the other modalities share the rest).
-- Item semantic representation h = S^{L_s} E_I (L_s = ``n_mm_layers``) of the item ID
+- Item semantic representation h = S^{L_s} E_I (L_s = ``n_item_layers``) of the item ID
   embeddings E_I.
-- Behaviour representation: LightGCN (mean of layers 0..L, L = ``n_ui_layers``) over the
+- Behaviour representation: LightGCN (mean of layers 0..L, L = ``n_layers``) over the
   user-item graph. In training the graph is denoised by degree-sensitive edge pruning
-  (:mod:`recsys.nn.edge_pruning`, drop ratio ``dropout``), redrawn once per epoch — each time
+  (:mod:`recsys.nn.edge_pruning`, drop ratio ``edge_dropout``), redrawn once per epoch — each time
   the module is put in training mode (the Trainer calls ``model.train()`` at the start of
   every epoch); ranking uses the full graph.
 - z_u = b_u, z_i = b_i + h_i, score = ⟨z_u, z_i⟩.
 - Loss: BPR(z) + λ Σ_m BPR(z_u, W_m x_i^m) with a linear projection W_m per modality
-  (λ = ``lambda_mm``, MMRec's ``reg_weight``). As in MMRec the raw features are trainable
+  (λ = ``modal_bpr_weight``, MMRec's ``reg_weight``). As in MMRec the raw features are trainable
   (``train_features``); the item graph stays the one built from the raw input features.
 """
 from __future__ import annotations
@@ -34,17 +34,19 @@ from recsys.nn.modalities import image_weighted, select_modalities
 @register
 class FREEDOM(Recommender):
     name = "freedom"
+    renamed_keys = {"n_ui_layers": "n_layers", "n_mm_layers": "n_item_layers", "knn_k": "item_knn_k",
+                    "dropout": "edge_dropout", "lambda_mm": "modal_bpr_weight"}
 
     @classmethod
     def default_config(cls) -> dict:
         return {
             "embedding_size": 64,
-            "n_ui_layers": 2,
-            "n_mm_layers": 1,
-            "knn_k": 10,
+            "n_layers": 2,
+            "n_item_layers": 1,
+            "item_knn_k": 10,
             "mm_image_weight": 0.1,
-            "dropout": 0.8,
-            "lambda_mm": 1e-4,
+            "edge_dropout": 0.8,
+            "modal_bpr_weight": 1e-4,
             "train_features": True,
             "modalities": None,
         }
@@ -52,9 +54,9 @@ class FREEDOM(Recommender):
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)
         dim = int(self.config["embedding_size"])
-        self.n_ui_layers = int(self.config["n_ui_layers"])
-        self.n_mm_layers = int(self.config["n_mm_layers"])
-        self.dropout = float(self.config["dropout"])
+        self.n_layers = int(self.config["n_layers"])
+        self.n_item_layers = int(self.config["n_item_layers"])
+        self.edge_dropout = float(self.config["edge_dropout"])
         self.modalities = select_modalities(dataset, self.config["modalities"])
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, dim))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, dim))
@@ -68,7 +70,7 @@ class FREEDOM(Recommender):
         self.projections = nn.ModuleDict({m: nn.Linear(dataset.features[m].shape[1], dim) for m in self.modalities})
 
         weights = image_weighted(self.modalities, float(self.config["mm_image_weight"]))
-        item_graph = graphs.item_knn(weights, int(self.config["knn_k"]), weighted=False)
+        item_graph = graphs.item_knn(weights, int(self.config["item_knn_k"]), weighted=False)
         self.register_buffer("item_graph", compact_csr(item_graph), persistent=False)
         self.register_buffer("item_graph_t", compact_csr(item_graph.t().to_sparse_csr()), persistent=False)
         self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
@@ -89,15 +91,15 @@ class FREEDOM(Recommender):
     def resample_graph(self) -> None:
         """Draw the degree-sensitive pruned graph used by the following training steps."""
         self.pruned_adjacency = compact_csr(degree_sensitive_prune(
-            self.train_users, self.train_items, self.n_users, self.n_items, self.dropout, self.edge_weights))
+            self.train_users, self.train_items, self.n_users, self.n_items, self.edge_dropout, self.edge_weights))
 
     def represent(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_U, z_I) with the behaviour side propagated over ``adjacency``."""
         semantic = self.item_embedding
-        for _ in range(self.n_mm_layers):
+        for _ in range(self.n_item_layers):
             semantic = sparse_matmul(self.item_graph, semantic, adj_t=self.item_graph_t)
         ego = torch.cat([self.user_embedding, self.item_embedding])
-        behaviour = propagate(adjacency, ego, self.n_ui_layers, symmetric=True)
+        behaviour = propagate(adjacency, ego, self.n_layers, symmetric=True)
         return behaviour[: self.n_users], behaviour[self.n_users:] + semantic
 
     def loss(self, users, pos, neg):
@@ -111,7 +113,7 @@ class FREEDOM(Recommender):
                      (u * self.projections[m](self.features[m][neg])).sum(1))
             for m in self.modalities
         )
-        modal = float(self.config["lambda_mm"]) * modal
+        modal = float(self.config["modal_bpr_weight"]) * modal
         return {"loss": bpr + modal, "bpr": bpr, "modal_bpr": modal}
 
     @torch.no_grad()

@@ -5,10 +5,11 @@ Notation as in ``specs/rearm.md``: U users, I items, d = ``embedding_size``, mod
 m = 1..M with item features X_m (I × D_m), r = ``rank``.
 
 1. Homography. Items: H_I = [E_I ‖ X_1 W_1 + b_1 ‖ … ‖ X_M W_M + b_M], propagated
-   ``n_ii_layers`` times over G_I = ii_co_weight·C_I + (1 − ii_co_weight)·S_I (item
+   ``n_item_layers`` times over G_I = β_I·C_I + (1 − β_I)·S_I (β_I = ``item_co_weight``; item
    co-occurrence and semantic kNN graphs), last layer kept, rows L2-normalised, split into
    e_I and v_I^m. Users likewise with [E_U ‖ P_1 W'_1 + b'_1 ‖ …] over G_U, where P_m is the
-   mean of the user's train items' features, giving e_U and u^m.
+   mean of the user's train items' features (``n_user_layers``, β_U = ``user_co_weight``),
+   giving e_U and u^m.
 2. Attention integration (items): per modality s_m = PReLU(LN(v^m + SelfAttn_m(v^m))), with
    attention over the d entries of the vector (tokens of size 1, ``recsys.nn.attention``).
    Then c_m = PReLU(LN(s_m + CrossAttn_m(query = s_other, key = value = s_m))): for M = 2
@@ -27,9 +28,9 @@ m = 1..M with item features X_m (I × D_m), r = ``rank``.
 5. Representation: [PReLU(F^1) + Z ‖ … ‖ PReLU(F^M) + Z ‖ PReLU(share) + Z] ((M + 1)·d);
    score(u, i) = dot product.
 
-Loss per batch of (u, p, n) triples: BPR + ``cl_loss_weight``·(InfoNCE(F^a, F^b) over the
+Loss per batch of (u, p, n) triples: BPR + ``contrast_weight``·(InfoNCE(F^a, F^b) over the
 batch's unique items (positives and negatives) + the same over its unique users, with
-temperature ``cl_tmp``) + ``diff_loss_weight``·(orthogonality(F^a, F^b) over the batch's
+temperature ``temperature``) + ``orthogonality_weight``·(orthogonality(F^a, F^b) over the batch's
 users + over its positive items, duplicates kept, as in the reference). With M > 2 both
 terms are averaged over the modality pairs a < b (for M = 2 that is the reference's single
 pair); with M = 1 there is no pair and both terms are zero. L2 regularisation is the
@@ -88,6 +89,11 @@ class _MetaFactor(nn.Module):
 @register
 class REARM(Recommender):
     name = "rearm"
+    renamed_keys = {"n_ii_layers": "n_item_layers", "n_uu_layers": "n_user_layers",
+                    "ii_co_weight": "item_co_weight", "uu_co_weight": "user_co_weight",
+                    "s_drop": "self_attention_dropout", "m_drop": "cross_attention_dropout",
+                    "cl_tmp": "temperature", "cl_loss_weight": "contrast_weight",
+                    "diff_loss_weight": "orthogonality_weight"}
 
     @classmethod
     def default_config(cls) -> dict:
@@ -97,18 +103,18 @@ class REARM(Recommender):
             "item_modality_weights": None,
             "user_modality_weights": None,
             "n_layers": 4,
-            "n_ii_layers": 1,
-            "n_uu_layers": 1,
+            "n_item_layers": 1,
+            "n_user_layers": 1,
             "item_knn_k": 10,
             "user_knn_k": 40,
-            "ii_co_weight": 0.2,
-            "uu_co_weight": 0.4,
+            "item_co_weight": 0.2,
+            "user_co_weight": 0.4,
             "rank": 3,
-            "s_drop": 0.4,
-            "m_drop": 0.6,
-            "cl_tmp": 0.6,
-            "cl_loss_weight": 5e-6,
-            "diff_loss_weight": 5e-5,
+            "self_attention_dropout": 0.4,
+            "cross_attention_dropout": 0.6,
+            "temperature": 0.6,
+            "contrast_weight": 5e-6,
+            "orthogonality_weight": 5e-5,
             "train_user_interest": False,
         }
 
@@ -120,7 +126,8 @@ class REARM(Recommender):
         user_weights = _modality_weights(cfg["user_modality_weights"], self.modalities, "user_modality_weights")
         d = self.dim = int(cfg["embedding_size"])
         self.rank = int(cfg["rank"])
-        self.n_layers, self.n_ii_layers, self.n_uu_layers = (int(cfg[k]) for k in ("n_layers", "n_ii_layers", "n_uu_layers"))
+        self.n_layers, self.n_item_layers, self.n_user_layers = (
+            int(cfg[k]) for k in ("n_layers", "n_item_layers", "n_user_layers"))
         self.train_user_interest = bool(cfg["train_user_interest"])
 
         self.user_id = nn.Parameter(torch.empty(self.n_users, d))
@@ -145,9 +152,9 @@ class REARM(Recommender):
 
         self.norm = nn.LayerNorm(d)
         self.act = nn.PReLU()
-        self.self_attention = nn.ModuleList([ScalarTokenAttention(float(cfg["s_drop"])) for _ in self.modalities])
+        self.self_attention = nn.ModuleList([ScalarTokenAttention(float(cfg["self_attention_dropout"])) for _ in self.modalities])
         n_cross = len(self.modalities) if len(self.modalities) > 1 else 0
-        self.cross_attention = nn.ModuleList([ScalarTokenAttention(float(cfg["m_drop"])) for _ in range(n_cross)])
+        self.cross_attention = nn.ModuleList([ScalarTokenAttention(float(cfg["cross_attention_dropout"])) for _ in range(n_cross)])
 
         n_mod = len(self.modalities)
         self.user_knowledge = nn.Linear(n_mod * d, d)
@@ -156,9 +163,9 @@ class REARM(Recommender):
         self.item_factor_in, self.item_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
 
         item_graph = compact_csr(graphs.item_homography(
-            modality_weights=item_weights, k=int(cfg["item_knn_k"]), co_weight=float(cfg["ii_co_weight"])))
+            modality_weights=item_weights, k=int(cfg["item_knn_k"]), co_weight=float(cfg["item_co_weight"])))
         user_graph = compact_csr(graphs.user_homography(
-            modality_weights=user_weights, k=int(cfg["user_knn_k"]), co_weight=float(cfg["uu_co_weight"])))
+            modality_weights=user_weights, k=int(cfg["user_knn_k"]), co_weight=float(cfg["user_co_weight"])))
         self.register_buffer("item_graph", item_graph, persistent=False)
         self.register_buffer("item_graph_t", _transpose_csr(item_graph), persistent=False)
         self.register_buffer("user_graph", user_graph, persistent=False)
@@ -198,9 +205,9 @@ class REARM(Recommender):
         """F ((U+I) × Md, modality parts) and Z ((U+I) × d, ids) after heterography."""
         item_parts = [proj(x) for proj, x in zip(self.item_proj, self.item_features)]
         item_ids, item_modal = self._homography(self.item_graph, self.item_graph_t, self.item_id,
-                                                item_parts, self.n_ii_layers)
+                                                item_parts, self.n_item_layers)
         user_ids, user_modal = self._homography(self.user_graph, self.user_graph_t, self.user_id,
-                                                self._user_modalities(), self.n_uu_layers)
+                                                self._user_modalities(), self.n_user_layers)
         item_modal = self._integrate(item_modal)
         user_modal = [self.act(x) for x in user_modal]
         ego = torch.cat([torch.cat([*user_modal, user_ids], dim=1),
@@ -248,7 +255,7 @@ class REARM(Recommender):
         contrast = feats.new_zeros(())
         orthogonality = feats.new_zeros(())
         if pairs:
-            tau = float(self.config["cl_tmp"])
+            tau = float(self.config["temperature"])
             unique_items = torch.unique(items) + self.n_users
             unique_users = torch.unique(users)
             pos_nodes = pos + self.n_users
@@ -257,8 +264,8 @@ class REARM(Recommender):
                     + info_nce(modal[a][unique_users], modal[b][unique_users], tau)
                 orthogonality = orthogonality + orthogonality_loss(modal[a][users], modal[b][users]) \
                     + orthogonality_loss(modal[a][pos_nodes], modal[b][pos_nodes])
-            contrast = float(self.config["cl_loss_weight"]) * contrast / len(pairs)
-            orthogonality = float(self.config["diff_loss_weight"]) * orthogonality / len(pairs)
+            contrast = float(self.config["contrast_weight"]) * contrast / len(pairs)
+            orthogonality = float(self.config["orthogonality_weight"]) * orthogonality / len(pairs)
         return {"loss": bpr + contrast + orthogonality, "bpr": bpr, "contrast": contrast,
                 "orthogonality": orthogonality}
 

@@ -8,12 +8,12 @@ Design choices where the paper is not public (each mechanism switchable for abla
 
 1. Collaborative signals infused into each modality's item semantic graph
    (``cooccurrence_infusion``): Ŝ_m = rownorm((1 − β) S_m + β C), S_m the unit-weight kNN
-   graph of modality m (D^-1/2 · D^-1/2 normalised, graphs.md §2), C the top-``co_k``
-   item co-occurrence graph with row-normalised counts, β = ``co_weight``
+   graph of modality m (D^-1/2 · D^-1/2 normalised, graphs.md §2; k = ``item_knn_k``), C the
+   top-``item_co_k`` item co-occurrence graph with row-normalised counts, β = ``item_co_weight``
    (:mod:`recsys.graphs.enhanced`). Frozen after construction.
    Switched off: Ŝ_m = rownorm(S_m).
 2. Representations. Behaviour: LightGCN over Â (mean of layers 0..L) → b. Semantics per
-   modality: h_I^m = Ŝ_m^{L_s} proj_m(X_m), h_U^m = R̄ h_I^m (R̄ the row-normalised train
+   modality: h_I^m = Ŝ_m^{L_s} proj_m(X_m) (L_s = ``n_item_layers``), h_U^m = R̄ h_I^m (R̄ the row-normalised train
    matrix: the mean over the user's train items). Fused: h^f = Σ_m a_m h^m with
    a = softmax(learned logits). Final z = b + h^f, score ⟨z_u, z_i⟩.
    Since proj_m(x) = W x + c is affine and Ŝ, R̄ are constants, h^m = (P X_m) Wᵀ + (P 1) cᵀ
@@ -25,7 +25,7 @@ Design choices where the paper is not public (each mechanism switchable for abla
    item's similarity to itself, a shortcut that does not carry over to held-out items.
    Ranking uses the full mean (held-out items are never in N(u)).
 3. Modulus-based personalised perturbation (``perturbation``): two views of the behaviour
-   propagation with noise after every layer, ε_n = ε ‖e_n‖ / mean ‖e‖
+   propagation with noise after every layer, ε_n = ε ‖e_n‖ / mean ‖e‖, ε = ``noise_norm``
    (:mod:`recsys.nn.perturbation`; ``noise_scaling: constant`` gives SimGCL's uniform ε).
    L_pert = InfoNCE(view1, view2) over the batch's unique users and, separately, its unique
    positive items (SimGCL's choice of item nodes), summed.
@@ -40,7 +40,8 @@ The contrastive node sets are all unique users / positive items of the batch; wi
 large batches: InfoNCE costs O(n²) in the set size; default null keeps all, as specified).
 
 Objective: BPR(z) + λ_p L_pert + λ_a L_anchor + λ_f L_fuse + λ_reg Σ‖E⁰‖²/(2B) over the
-batch's ID embeddings. All InfoNCE terms use temperature τ = ``tau``.
+batch's ID embeddings (λ_p = ``pert_weight``, λ_a = ``anchor_weight``, λ_f = ``fuse_weight``,
+λ_reg = ``reg_weight``). All InfoNCE terms use the temperature τ = ``temperature``.
 """
 from __future__ import annotations
 
@@ -59,21 +60,24 @@ from recsys.nn.perturbation import SCALINGS, perturbed_propagate
 @register
 class SIGER(Recommender):
     name = "siger"
+    renamed_keys = {"n_mm_layers": "n_item_layers", "knn_k": "item_knn_k", "co_k": "item_co_k",
+                    "co_weight": "item_co_weight", "eps": "noise_norm", "tau": "temperature",
+                    "lambda_pert": "pert_weight", "lambda_anchor": "anchor_weight", "lambda_fuse": "fuse_weight"}
 
     @classmethod
     def default_config(cls) -> dict:
         return {
             "embedding_size": 64,
             "n_layers": 2,
-            "n_mm_layers": 1,
-            "knn_k": 10,
-            "co_k": 10,
-            "co_weight": 0.5,
-            "eps": 0.1,
-            "tau": 0.2,
-            "lambda_pert": 0.1,
-            "lambda_anchor": 0.05,
-            "lambda_fuse": 0.05,
+            "n_item_layers": 1,
+            "item_knn_k": 10,
+            "item_co_k": 10,
+            "item_co_weight": 0.5,
+            "noise_norm": 0.1,
+            "temperature": 0.2,
+            "pert_weight": 0.1,
+            "anchor_weight": 0.05,
+            "fuse_weight": 0.05,
             "reg_weight": 1e-4,
             "cooccurrence_infusion": True,
             "perturbation": True,
@@ -91,8 +95,8 @@ class SIGER(Recommender):
         cfg = self.config
         if cfg["noise_scaling"] not in SCALINGS:
             raise ValueError(f"model.noise_scaling must be one of {SCALINGS}, got '{cfg['noise_scaling']}'")
-        if not 0.0 <= float(cfg["co_weight"]) <= 1.0:
-            raise ValueError(f"model.co_weight must lie in [0, 1], got {cfg['co_weight']}")
+        if not 0.0 <= float(cfg["item_co_weight"]) <= 1.0:
+            raise ValueError(f"model.item_co_weight must lie in [0, 1], got {cfg['item_co_weight']}")
         dim = int(cfg["embedding_size"])
         self.n_layers = int(cfg["n_layers"])
         self.modalities = select_modalities(dataset, cfg["modalities"])
@@ -102,18 +106,18 @@ class SIGER(Recommender):
         self.projections = nn.ModuleDict({m: nn.Linear(dataset.features[m].shape[1], dim) for m in self.modalities})
         self.modality_logits = nn.Parameter(torch.zeros(len(self.modalities)))
 
-        beta = float(cfg["co_weight"]) if cfg["cooccurrence_infusion"] else 0.0
-        cooccurrence = (item_cooccurrence_rownorm(dataset.csr("train"), int(cfg["co_k"]), device=graphs.device)
+        beta = float(cfg["item_co_weight"]) if cfg["cooccurrence_infusion"] else 0.0
+        cooccurrence = (item_cooccurrence_rownorm(dataset.csr("train"), int(cfg["item_co_k"]), device=graphs.device)
                         if beta > 0 else None)
         mean_user = graphs.user_mean_items()
         degree = torch.as_tensor(dataset.csr("train").getnnz(axis=1), dtype=torch.float32, device=graphs.device)
         self.register_buffer("user_degree", degree[:, None], persistent=False)
         for m in self.modalities:
-            knn = graphs.item_knn({m: 1.0}, int(cfg["knn_k"]), weighted=False)
+            knn = graphs.item_knn({m: 1.0}, int(cfg["item_knn_k"]), weighted=False)
             item_graph = enhanced_item_graph(knn, cooccurrence, beta)
             x = torch.as_tensor(dataset.features[m], dtype=torch.float32, device=graphs.device)
             ones = torch.ones(x.shape[0], 1, device=graphs.device)
-            for _ in range(int(cfg["n_mm_layers"])):
+            for _ in range(int(cfg["n_item_layers"])):
                 x, ones = torch.sparse.mm(item_graph, x), torch.sparse.mm(item_graph, ones)
             # rows 0..U-1 users (R̄ Ŝ^L), U..U+I-1 items (Ŝ^L): the node indexing of the behaviour side
             self.register_buffer(f"semantic_x_{m}", torch.cat([torch.sparse.mm(mean_user, x), x]), persistent=False)
@@ -180,13 +184,13 @@ class SIGER(Recommender):
         reg = float(cfg["reg_weight"]) * l2_reg(*self.embedding[nodes].chunk(3))
         terms = {"bpr": bpr, "reg": reg}
 
-        tau = float(cfg["tau"])
+        tau = float(cfg["temperature"])
         groups = [self._subsample(torch.unique(users)), self._subsample(torch.unique(pos) + self.n_users)]
         if cfg["perturbation"]:
-            eps, scaling = float(cfg["eps"]), cfg["noise_scaling"]
+            eps, scaling = float(cfg["noise_norm"]), cfg["noise_scaling"]
             view1, view2 = (perturbed_propagate(self.adjacency, self.embedding, self.n_layers, eps, scaling)
                             for _ in range(2))
-            terms["pert"] = float(cfg["lambda_pert"]) * sum(info_nce(view1[g], view2[g], tau) for g in groups)
+            terms["pert"] = float(cfg["pert_weight"]) * sum(info_nce(view1[g], view2[g], tau) for g in groups)
         if cfg["anchor_alignment"] or cfg["fuse_alignment"]:
             anchor = fuse = 0.0
             for g in groups:
@@ -198,9 +202,9 @@ class SIGER(Recommender):
                 if cfg["fuse_alignment"]:
                     fuse = fuse + info_nce(b_g, self.fuse(h_g), tau, symmetric=True)
             if cfg["anchor_alignment"]:
-                terms["anchor"] = float(cfg["lambda_anchor"]) * anchor
+                terms["anchor"] = float(cfg["anchor_weight"]) * anchor
             if cfg["fuse_alignment"]:
-                terms["fuse"] = float(cfg["lambda_fuse"]) * fuse
+                terms["fuse"] = float(cfg["fuse_weight"]) * fuse
         return {"loss": sum(terms.values()), **terms}
 
     def _subsample(self, nodes: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,8 @@ def test_loss_terms_and_gradients(tmp_path, bundles):
     for name, param in model.named_parameters():
         if not name.startswith("projector"):
             assert param.grad is not None and torch.isfinite(param.grad).all(), name
-    ablated = build(_config(tmp_path / "b", cl_alpha=0.0, bundle_cl_alpha=0.0), torch.device("cpu"), bundles).model
+    ablated = build(_config(tmp_path / "b", item_cl_weight=0.0, bundle_cl_weight=0.0), torch.device("cpu"),
+                    bundles).model
     parts = ablated.loss(items)
     assert float(parts["item_cl"]) == float(parts["bundle_cl"]) == 0.0
     assert torch.allclose(parts["loss"], parts["recon"])

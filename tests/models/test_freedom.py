@@ -13,7 +13,7 @@ from recsys.graphs import GraphStore
 from recsys.models.freedom import FREEDOM
 from recsys.nn.modalities import image_weighted
 
-SMALL = {"embedding_size": 8, "knn_k": 4}
+SMALL = {"embedding_size": 8, "item_knn_k": 4}
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,11 @@ def _lightgcn(adjacency: torch.Tensor, ego: torch.Tensor, layers: int) -> torch.
 
 
 def test_ranking_representation_uses_the_full_graph(tiny):
-    model = _model(tiny, n_mm_layers=2)
+    model = _model(tiny, n_item_layers=2)
     model.train()  # draws a pruned graph, which ranking must ignore
     adjacency = GraphStore(tiny, "cpu").user_item().to_dense()
     ego = torch.cat([model.user_embedding, model.item_embedding]).detach()
-    behaviour = _lightgcn(adjacency, ego, model.n_ui_layers)
+    behaviour = _lightgcn(adjacency, ego, model.n_layers)
     item_graph = model.item_graph.to_dense()
     semantic = item_graph @ (item_graph @ model.item_embedding.detach())
     users, items = model.embeddings()
@@ -73,7 +73,7 @@ def test_ranking_representation_uses_the_full_graph(tiny):
 
 
 def test_training_mode_redraws_a_pruned_graph_each_time(tiny):
-    model = _model(tiny, dropout=0.5)
+    model = _model(tiny, edge_dropout=0.5)
     model.train()
     first = model.pruned_adjacency.to_dense()
     model.eval()
@@ -89,12 +89,12 @@ def test_training_mode_redraws_a_pruned_graph_each_time(tiny):
 
 
 def test_loss_is_bpr_on_pruned_graph_plus_weighted_modality_bpr(tiny):
-    model = _model(tiny, lambda_mm=0.3)
+    model = _model(tiny, modal_bpr_weight=0.3)
     model.train()
     users, pos, neg = _batch(tiny)
     losses = model.loss(users, pos, neg)
     ego = torch.cat([model.user_embedding, model.item_embedding])
-    behaviour = _lightgcn(model.pruned_adjacency.to_dense(), ego, model.n_ui_layers)
+    behaviour = _lightgcn(model.pruned_adjacency.to_dense(), ego, model.n_layers)
     items = behaviour[tiny.n_users:] + model.item_graph.to_dense() @ model.item_embedding
     u = behaviour[users]
 

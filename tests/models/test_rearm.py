@@ -59,12 +59,12 @@ def _reference_representation(model: REARM, graphs: GraphStore) -> torch.Tensor:
     item_graph, user_graph, adjacency = dense(model.item_graph), dense(model.user_graph), dense(model.adjacency)
 
     item = torch.cat([model.item_id] + [proj(x) for proj, x in zip(model.item_proj, model.item_features)], 1)
-    for _ in range(model.n_ii_layers):
+    for _ in range(model.n_item_layers):
         item = item_graph @ item
     item = F.normalize(item)
     interest = [graphs.user_interest(m).double() for m in model.modalities]
     user = torch.cat([model.user_id] + [proj(p) for proj, p in zip(model.user_proj, interest)], 1)
-    for _ in range(model.n_uu_layers):
+    for _ in range(model.n_user_layers):
         user = user_graph @ user
     user = F.normalize(user)
     item_id, v, t = item.split(d, 1)
@@ -108,7 +108,7 @@ def _reference_representation(model: REARM, graphs: GraphStore) -> torch.Tensor:
 
 def test_forward_equals_dense_reference_transcription(planted):
     dataset = _with_image(planted)
-    model = _model(dataset, modalities=["image", "text"], n_ii_layers=2,
+    model = _model(dataset, modalities=["image", "text"], n_item_layers=2,
                    item_modality_weights={"image": 0.3, "text": 0.7}).double()
     model.eval()
     for buffer in ("item_graph", "item_graph_t", "user_graph", "user_graph_t", "adjacency", "mean_items", "mean_items_t"):
@@ -196,7 +196,8 @@ def _direct_orthogonality(x, y):
 
 def test_contrast_and_orthogonality_terms_equal_direct_formulas(planted):
     dataset = _with_image(planted)
-    model = _model(dataset, s_drop=0.0, m_drop=0.0, cl_tmp=0.3, cl_loss_weight=0.5, diff_loss_weight=2.0)
+    model = _model(dataset, self_attention_dropout=0.0, cross_attention_dropout=0.0, temperature=0.3,
+                   contrast_weight=0.5, orthogonality_weight=2.0)
     users, pos, neg = _batch(dataset)
     losses = model.loss(users, pos, neg)
     with torch.no_grad():

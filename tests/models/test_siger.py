@@ -14,7 +14,7 @@ from recsys.graphs import GraphStore
 from recsys.graphs.enhanced import enhanced_item_graph, item_cooccurrence_rownorm, row_normalise
 from recsys.models.siger import SIGER
 
-SMALL = {"embedding_size": 8, "knn_k": 4, "co_k": 3}
+SMALL = {"embedding_size": 8, "item_knn_k": 4, "item_co_k": 3}
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +82,12 @@ def test_row_normalise_keeps_empty_rows_empty():
 # ----------------------------------------------------------------- representations
 def _dense_semantic(model: SIGER, dataset, graphs: GraphStore, beta: float, layers: int) -> list[torch.Tensor]:
     """h^m = Ŝ^L proj(X) for items and R̄ h_I for users, computed directly (float64)."""
-    co = item_cooccurrence_rownorm(dataset.csr("train"), SMALL["co_k"]).to_dense().double()
+    co = item_cooccurrence_rownorm(dataset.csr("train"), SMALL["item_co_k"]).to_dense().double()
     train = torch.from_numpy(dataset.csr("train").toarray()).double()
     mean_user = train / train.sum(1, keepdim=True).clamp_min(1)
     out = []
     for m in model.modalities:
-        knn = graphs.item_knn({m: 1.0}, SMALL["knn_k"], weighted=False).to_dense().double()
+        knn = graphs.item_knn({m: 1.0}, SMALL["item_knn_k"], weighted=False).to_dense().double()
         mixed = (1 - beta) * knn + beta * co
         graph = mixed / mixed.sum(1, keepdim=True)
         proj = copy.deepcopy(model.projections[m]).double()
@@ -100,7 +100,7 @@ def _dense_semantic(model: SIGER, dataset, graphs: GraphStore, beta: float, laye
 
 @pytest.mark.parametrize("infusion,layers", [(True, 1), (False, 1), (True, 2)])
 def test_semantic_branch_equals_direct_computation(tiny, infusion, layers):
-    model = _model(tiny, cooccurrence_infusion=infusion, n_mm_layers=layers, co_weight=0.4)
+    model = _model(tiny, cooccurrence_infusion=infusion, n_item_layers=layers, item_co_weight=0.4)
     expected = _dense_semantic(model, tiny, GraphStore(tiny, "cpu"), 0.4 if infusion else 0.0, layers)
     for got, want in zip(model.semantic(), expected):
         assert torch.allclose(got.double(), want, atol=1e-5)
@@ -187,8 +187,8 @@ def test_contrastive_sets_are_capped(tiny):
 def test_invalid_options_are_errors(tiny):
     with pytest.raises(ValueError, match="noise_scaling"):
         _model(tiny, noise_scaling="popularity")
-    with pytest.raises(ValueError, match="co_weight"):
-        _model(tiny, co_weight=2.0)
+    with pytest.raises(ValueError, match="item_co_weight"):
+        _model(tiny, item_co_weight=2.0)
     with pytest.raises(ValueError, match="modalities"):
         _model(tiny, modalities=["audio"])
 
