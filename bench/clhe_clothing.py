@@ -102,7 +102,7 @@ def _best(runs: dict, keys) -> str:
 
 def summarise(state: dict, settings: dict) -> dict:
     runs, base = state["runs"], state.get("baselines")
-    summary = {"commit": commit(), "protocol": "specs/clhe.md; selection on valid Recall@20 only",
+    summary = {"commit": commit(), "protocol": "docs/models/clhe.md; selection on valid Recall@20 only",
                "config": str(CONFIG.relative_to(REPO)), "settings": settings, "baselines": base, "runs": runs}
     if base is not None:
         knn = max(("text_knn_sum", "text_knn_max"), key=lambda k: base[k]["valid"]["recall@20"])

@@ -4,7 +4,7 @@ Trains LightGCN, VBPR, FREEDOM and SIGER on the MMRec split of Sports with its o
 modality (``text_feat.npy``, all-MiniLM-L6-v2 of the item keywords), then SIGER with each of
 its mechanisms ablated (no co-occurrence infusion, no perturbation, no anchor alignment).
 
-Protocol (specs/protocol.md): train interactions only, one uniform negative per positive
+Protocol (docs/protocol.md): train interactions only, one uniform negative per positive
 from the user's non-train items, full ranking with train items masked, test metrics at the
 best-VALID evaluation; every choice between configurations (LightGCN's depth, SIGER's
 ``detach_anchor``) is made on valid Recall@20 only. Deviations, all forced by the CPU budget
@@ -193,7 +193,7 @@ def summarise(runs: dict, settings: dict) -> dict:
         key = f"{siger}/{label}"
         if siger is not None and key in runs:
             table.append({"model": f"SIGER, {label}", "run": key, **_row(runs[key])})
-    return {"commit": commit(), "protocol": "specs/protocol.md, selection on valid Recall@20 only",
+    return {"commit": commit(), "protocol": "docs/protocol.md, selection on valid Recall@20 only",
             "settings_of_last_invocation": settings, "chosen": chosen, "chosen_at_epoch_cap": chosen_at,
             "not_continued": not_continued(runs, chosen), "table": table, "runs": runs}
 
@@ -224,7 +224,7 @@ def markdown(summary: dict) -> str:
         "## Multimodal models on Amazon Sports with text features (`multimodal_sports.py`)",
         "",
         f"Commit {summary['commit']}; MMRec split of Sports, modality `text` only (all-MiniLM-L6-v2, 384-d). "
-        "Protocol of specs/protocol.md with these budget deviations, the same for every model: "
+        "Protocol of docs/protocol.md with these budget deviations, the same for every model: "
         f"batch {TRAIN['batch_size']}, Adam lr {TRAIN['lr']}, valid every {s['eval_every']} epochs, early "
         f"stopping after {s['patience_evaluations']} evaluations without gain, SIGER contrastive sets capped at "
         f"{SIGER_COMMON['cl_max_nodes']} nodes, and an epoch cap per run (column *cap*: every run was first "

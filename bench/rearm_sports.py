@@ -5,7 +5,7 @@ M = 1: the published Sports hyper-parameters (configs/experiments/rearm_sports.y
 every modality weight on text. Training is bounded by wall time (``--minutes``): the
 trainer runs to the next evaluation at a time until the budget is spent, early stopping
 (patience 20 evaluations) still applies, and the test metrics are those of the best-valid
-epoch (protocol.md).
+epoch (docs/protocol.md).
 
 The reference optimiser (AdamW, lr 5e-5, batch 2048, up to 2000 epochs) needs far more
 compute than a 40-minute budget on 2 shared CPU cores: every step recomputes the full graph

@@ -1,4 +1,4 @@
-"""Reproduce BPR-MF and LightGCN on the MMRec Amazon splits (issue 2, protocol.md).
+"""Reproduce BPR-MF and LightGCN on the MMRec Amazon splits (issue 2, docs/protocol.md).
 
 For every dataset and model, each point of the hyper-parameter grid is trained in its own
 process (so peak memory is per run) with the protocol's settings; the configuration is then
@@ -25,7 +25,7 @@ from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json, writ
 
 from recsys import io  # noqa: E402
 
-PUBLISHED = {  # test Recall@20 / NDCG@20 from specs/protocol.md
+PUBLISHED = {  # test Recall@20 / NDCG@20 from docs/protocol.md
     ("clothing", "lightgcn"): (0.0526, 0.0236), ("baby", "lightgcn"): (0.0754, 0.0328),
     ("sports", "lightgcn"): (0.0864, 0.0387), ("clothing", "bpr"): (0.0279, 0.0126),
     ("baby", "bpr"): (0.0575, 0.0249), ("sports", "bpr"): (0.0653, 0.0298),
@@ -141,7 +141,7 @@ def summarise(runs: dict) -> dict:
     """Per dataset and model, the grid point with the best valid Recall@20 against the published
     test figures; for BPR-MF also the best among reg_weight ≤ 1e-2 (the range of the published
     LightGCN grid), since stronger regularisation changes BPR-MF's level a lot."""
-    return {"commit": commit(), "protocol": "specs/protocol.md (valid-only selection)",
+    return {"commit": commit(), "protocol": "docs/protocol.md (valid-only selection)",
             "selected": _select_all(runs, ("bpr", "lightgcn"), lambda r: True),
             "selected_bpr_reg_at_most_1e-2": _select_all(runs, ("bpr",), lambda r: r["params"]["reg_weight"] <= 1e-2),
             "runs": runs}
@@ -170,7 +170,7 @@ def _select_all(runs: dict, models: tuple[str, ...], keep) -> dict:
 def markdown(summary: dict) -> str:
     """bench/README.md section: the selected configurations against the published figures."""
     lines = [BEGIN, "## BPR-MF and LightGCN on the Amazon splits (`reproduce_id_baselines.py`)", "",
-             f"Commit {summary['commit']}; protocol of specs/protocol.md (Adam lr 1e-3, batch 2048, valid every 5 "
+             f"Commit {summary['commit']}; protocol of docs/protocol.md (Adam lr 1e-3, batch 2048, valid every 5 "
              "epochs with patience 4 evaluations = 20 epochs, configuration chosen on valid Recall@20 only). "
              "Gap = our test / published − 1.", "",
              "| dataset | model | chosen (grid points run) | valid R@20 | test R@20 | test N@20 | published R@20 / N@20 "

@@ -13,7 +13,7 @@ memory (and the memory of the process before the stage's data was loaded):
 
 - ``data``: generate the catalogue (written once to ``--work-dir``, read by the other stages);
 - ``graphs``: the normalised user-item graph, the row-normalised train matrix, item and user
-  co-occurrence top-k (graphs.md §1, §4);
+  co-occurrence top-k (docs/graphs.md §1, §4);
 - ``knn``: exact cosine kNN of items (k = 10) and of user interest vectors (k = 40), both
   modalities. Exact kNN scans all n candidates per row (n² time by nature, O(chunk × n)
   memory); from 100k items on it is timed on a sample of query rows (same blocks, all n

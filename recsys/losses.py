@@ -4,7 +4,7 @@
 - InfoNCE (van den Oord et al., 2018; as used by SGL/SimGCL and REARM): for L2-normalised
   rows a_n, b_n, ``-mean_n log exp(a_n·b_n/τ) / Σ_m exp(a_n·b_m/τ)``; the other rows of the
   batch are the negatives. ``symmetric`` averages both directions.
-- Anchor-based InfoNCE (SIGER spec §4): the anchor row a_n is pulled to its positive p_n and
+- Anchor-based InfoNCE (docs/models/siger.md §4): the anchor row a_n is pulled to its positive p_n and
   pushed from the other anchors: ``-log exp(p_n·a_n/τ) / Σ_m exp(p_n·a_m/τ)``.
 - Orthogonality (REARM modal-unique loss): centre x and y over the batch, L2-normalise rows
   (norms detached), loss = mean of the squared entries of xᵀy (d × d).

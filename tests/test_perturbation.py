@@ -1,4 +1,4 @@
-"""Modulus-based personalised perturbation (SIGER spec §3) and its SimGCL special case."""
+"""Modulus-based personalised perturbation (docs/models/siger.md §3) and its SimGCL special case."""
 import pytest
 import torch
 

@@ -6,7 +6,7 @@ user-item graph) and whose ``valid``/``test`` user-item splits are empty; the bu
 ``bundle_pairs``, int64 arrays of shape (2, N) with row 0 a bundle index and row 1 an item
 index, under the parts ``train``, ``valid_input``, ``valid_gt``, ``test_input``, ``test_gt``.
 
-Bundle split (specs/clhe.md, as in CLHE's released data, Ma et al., WSDM 2024): bundles are
+Bundle split (docs/models/clhe.md, as in CLHE's released data, Ma et al., WSDM 2024): bundles are
 split into train / valid / test bundles by ``ratios`` (default 8:1:1) with a seeded
 permutation; only bundles with at least two items can be held out. For every held-out bundle
 of ``n`` items a seeded random ``clamp(floor(n / 2), 1, n - 1)`` items are the input and the

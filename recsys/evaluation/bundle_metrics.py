@@ -1,4 +1,4 @@
-"""Bundle completion metrics (specs/clhe.md; CLHE, Ma et al., WSDM 2024).
+"""Bundle completion metrics (docs/models/clhe.md; CLHE, Ma et al., WSDM 2024).
 
 A held-out bundle b is split into input items I_b and ground-truth items T_b. A model scores
 every item for the partial bundle; the input items are excluded from the ranking (scored

@@ -1,4 +1,4 @@
-"""Full-ranking evaluation on the device, batched over users (protocol.md).
+"""Full-ranking evaluation on the device, batched over users (docs/protocol.md).
 
 For each batch of users: score every item, set the user's excluded (train) items to -inf,
 take the top ``max(ks)`` items with ties broken by the lower item index, look the ranked

@@ -1,4 +1,4 @@
-"""Sparse graphs built from the train split and item features (specs/graphs.md).
+"""Sparse graphs built from the train split and item features (docs/graphs.md).
 
 Models get graphs only through :class:`GraphStore`; the pure builders behind it are exported
 for tests, benchmarks and other packages.

@@ -1,4 +1,4 @@
-"""Symmetric-normalised user-item graph (graphs.md §1; LightGCN, He et al., SIGIR 2020).
+"""Symmetric-normalised user-item graph (docs/graphs.md §1; LightGCN, He et al., SIGIR 2020).
 
 A = [[0, R], [Rᵀ, 0]] over U + I nodes (users first, then items), Â = D^-1/2 A D^-1/2 with
 D the node degrees; a user or item without train interactions is isolated and its row and

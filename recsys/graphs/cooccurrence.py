@@ -1,4 +1,4 @@
-"""Top-k co-occurrence graphs (graphs.md §4; REARM, Ma et al., ACM MM 2025).
+"""Top-k co-occurrence graphs (docs/graphs.md §4; REARM, Ma et al., ACM MM 2025).
 
 For a binary incidence matrix M (n nodes × m contexts) the co-occurrence counts are C = M Mᵀ
 with a zero diagonal: items, M = Rᵀ, C_I(i, j) = number of users with both i and j; users,

@@ -1,14 +1,14 @@
-"""SIGER's enhanced item semantic graphs (specs/siger.md §1).
+"""SIGER's enhanced item semantic graphs (docs/graphs.md §6, docs/models/siger.md §1).
 
 Zhang et al., "Semantic Item Graph Enhancement for Multimodal Recommendation", arXiv
 2508.06154 (2025). For modality m, with S_m the unit-weight kNN graph of its features
-(graphs.md §2, D^-1/2 S D^-1/2 normalised, so every row sums to 1) and C the top-k item
+(docs/graphs.md §2, D^-1/2 S D^-1/2 normalised, so every row sums to 1) and C the top-k item
 co-occurrence graph with row-normalised counts,
 
     C_ij = c_ij / Σ_{j' kept} c_ij'      (c = RᵀR with zero diagonal, top-k per row, ties: lower index)
     Ŝ_m  = rownorm((1 − β) S_m + β C),   rownorm(A) = D^-1 A with D the row sums.
 
-Unlike the softmax co-occurrence graph of graphs.md §4 (REARM), rows are neither padded nor
+Unlike the softmax co-occurrence graph of docs/graphs.md §4 (REARM), rows are neither padded nor
 given popular items: an item that co-occurs with nothing has an empty row in C, and the final
 row normalisation gives it its kNN row alone. The top-k counts and the mixing are the shared
 builders of :mod:`recsys.graphs.cooccurrence` and :func:`recsys.graphs.mix_graphs`.

@@ -1,7 +1,7 @@
-"""Enhanced (homography) graphs of REARM (graphs.md §5; Ma et al., ACM MM 2025).
+"""Enhanced (homography) graphs of REARM (docs/graphs.md §5; Ma et al., ACM MM 2025).
 
-G_I = ii_co_weight · C_I + (1 − ii_co_weight) · S_I and G_U = uu_co_weight · C_U +
-(1 − uu_co_weight) · S_U, with C the top-k softmax co-occurrence graph
+G_I = β_I · C_I + (1 − β_I) · S_I and G_U = β_U · C_U + (1 − β_U) · S_U (β = the model keys
+``item_co_weight`` / ``user_co_weight``), with C the top-k softmax co-occurrence graph
 (:mod:`recsys.graphs.cooccurrence`) and S the modality-mixed kNN graph
 (:mod:`recsys.graphs.knn`, :mod:`recsys.graphs.interest`).
 """

@@ -1,4 +1,4 @@
-"""User interest vectors and the user interest kNN graph (graphs.md §3; REARM, Ma et al. 2025).
+"""User interest vectors and the user interest kNN graph (docs/graphs.md §3; REARM, Ma et al. 2025).
 
 P_m = R̄ X_m with R̄ = D_U^-1 R the row-normalised train matrix: the mean feature vector of a
 user's train items. A user without train items gets a zero row (the reference code divides

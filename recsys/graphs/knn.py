@@ -1,10 +1,10 @@
-"""Cosine k-nearest-neighbour graphs over feature rows (graphs.md §2).
+"""Cosine k-nearest-neighbour graphs over feature rows (docs/graphs.md §2).
 
 S = top-k rows of the cosine similarity X̂ X̂ᵀ (X̂ the L2-normalised rows; a zero row stays
 zero and is similar to nothing, 0). The row's own node is a candidate like any other, as in
 the REARM reference code (Ma et al., ACM MM 2025), so it is normally its own first neighbour.
 Kept entries weigh their similarity (``weighted=True``, REARM) or 1 (FREEDOM, Zhou & Shen,
-WWW 2023); then Ŝ = D^-1/2 S D^-1/2 with D the number of kept entries of each row (= k).
+ACM MM 2023); then Ŝ = D^-1/2 S D^-1/2 with D the number of kept entries of each row (= k).
 
 Which neighbours are kept is exact and deterministic: the order is the cosine similarity
 rounded to float32 (computed in float64), descending, then the lower index. The bulk of the

@@ -1,4 +1,4 @@
-"""GraphStore: the one object through which models get their graphs (specs/graphs.md).
+"""GraphStore: the one object through which models get their graphs (docs/graphs.md).
 
 Every graph is built once from the dataset's train split and item features, on the store's
 device, memoised in memory and, with ``cache_dir``, cached on disk

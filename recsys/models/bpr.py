@@ -2,7 +2,8 @@
 
 Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
 score(u, i) = e_uᵀ e_i; loss = −mean log σ(s(u,p) − s(u,n)) + λ Σ‖e‖² / (2B) over the batch's
-embeddings (λ = ``reg_weight``). Embeddings initialised xavier-uniform as in MMRec.
+embeddings (λ = ``reg_weight``). Embeddings initialised xavier-uniform (MMRec's BPR uses
+xavier-normal; docs/models/bpr.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training-free bundle completion baselines (specs/clhe.md), with the bundle model interface
+"""Training-free bundle completion baselines (docs/models/clhe.md), with the bundle model interface
 of :mod:`recsys.training.bundle_task` (``completion_cache()``, ``complete(inputs, cache)``).
 
 - :class:`PopularityCompletion`: s_i = number of train bundles that contain item i, the same

@@ -1,7 +1,7 @@
 """CLHE: contrastive learning-enhanced hierarchical encoder for bundle construction.
 
 Ma, Liu, Wei, Tao, Wang, Chua, "Leveraging Multimodal Features and Item-level User Feedback
-for Bundle Construction", WSDM 2024 (arXiv 2310.18770); specs/clhe.md.
+for Bundle Construction", WSDM 2024 (arXiv 2310.18770); docs/models/clhe.md.
 
 Item encoder (level 1). For item i, three d-dimensional tokens:
   c_i = Σ_m norm(MLP_m(norm(x_i^m)))   with MLP_m: D_m → D_m → 256 → d (ReLU between),

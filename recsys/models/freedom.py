@@ -1,10 +1,10 @@
 """FREEDOM: a frozen item semantic graph and a denoised user-item graph.
 
 Zhou & Shen, "A Tale of Two Graphs: Freezing and Denoising Graph Structures for Multimodal
-Recommendation", ACM MM 2023, following the MMRec implementation:
+Recommendation", ACM MM 2023, following the MMRec implementation (docs/models/freedom.md):
 
 - Frozen item graph: S = Σ_m w_m S_m, S_m the kNN graph of modality m's features with unit
-  weights and D^-1/2 · D^-1/2 normalisation (graphs.md §2), built once; the weights follow
+  weights and D^-1/2 · D^-1/2 normalisation (docs/graphs.md §2), built once; the weights follow
   MMRec's ``mm_image_weight`` (image gets it, the other modalities share the rest).
 - Item semantic representation h = S^{L_s} E_I (L_s = ``n_item_layers``) of the item ID
   embeddings E_I.

@@ -1,9 +1,9 @@
 """LightGCN: simplified graph convolution for recommendation.
 
 He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
-Recommendation", SIGIR 2020. With Â the symmetric-normalised user-item adjacency
-(graphs.md §1) and E⁰ the ID embeddings, E^(l+1) = Â E^(l) and the representation is
-E = mean(E⁰..E^L). Loss: BPR on E plus λ Σ‖E⁰‖² / (2B) on the batch's ego embeddings.
+Recommendation", SIGIR 2020 (docs/models/lightgcn.md). With Â the symmetric-normalised
+user-item adjacency (docs/graphs.md §1) and E⁰ the ID embeddings, E^(l+1) = Â E^(l) and the
+representation is E = mean(E⁰..E^L). Loss: BPR on E plus λ Σ‖E⁰‖² / (2B) on the batch's ego embeddings.
 """
 from __future__ import annotations
 

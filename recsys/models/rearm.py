@@ -1,8 +1,9 @@
 """REARM: refining contrastive learning and homography relations for multi-modal recommendation.
 
 Ma, Zeng, Wu, Xu, ACM MM 2025 (arXiv 2508.13745); reference code github.com/MrShouxingMa/REARM.
-Notation as in ``specs/rearm.md``: U users, I items, d = ``embedding_size``, modalities
-m = 1..M with item features X_m (I × D_m), r = ``rank``.
+docs/models/rearm.md explains the model, its hyper-parameters and the reference code. Notation:
+U users, I items, d = ``embedding_size``, modalities m = 1..M with item features X_m (I × D_m),
+r = ``rank``; graphs as in docs/graphs.md.
 
 1. Homography. Items: H_I = [E_I ‖ X_1 W_1 + b_1 ‖ … ‖ X_M W_M + b_M], propagated
    ``n_item_layers`` times over G_I = β_I·C_I + (1 − β_I)·S_I (β_I = ``item_co_weight``; item
@@ -11,7 +12,8 @@ m = 1..M with item features X_m (I × D_m), r = ``rank``.
    mean of the user's train items' features (``n_user_layers``, β_U = ``user_co_weight``),
    giving e_U and u^m.
 2. Attention integration (items): per modality s_m = PReLU(LN(v^m + SelfAttn_m(v^m))), with
-   attention over the d entries of the vector (tokens of size 1, ``recsys.nn.attention``).
+   attention over the d entries of the vector (tokens of size 1, ``recsys.nn.attention``;
+   attention dropout ``self_attention_dropout``, and ``cross_attention_dropout`` below).
    Then c_m = PReLU(LN(s_m + CrossAttn_m(query = s_other, key = value = s_m))): for M = 2
    s_other is the other modality (the reference's t→v and v→t steps); for M > 2 it is the
    mean of the other modalities (our generalisation); for M = 1 only the self-attention
@@ -38,13 +40,13 @@ optimiser's weight decay (the reference uses AdamW with weight_decay = reg_weigh
 lr 5e-5; see configs/models/rearm.yaml).
 
 Implementation choices (same function as the reference, less work):
-- Fixed user interest (default, ``train_user_interest: false``). The published GPU runs
-  trained the item feature tables but not the user interest tables (``nn.Parameter(..).to(cuda)``
-  returns a plain tensor there). With P_m fixed, P_m W = R̄ (X_m⁰ W) for the row-normalised
-  train matrix R̄ and the initial item table X_m⁰, so the I × D_m table is projected and
-  aggregated sparsely instead of multiplying the U × D_m table on every batch. Users without
-  train items get P_m = 0, hence only the bias. ``train_user_interest: true`` learns P_m
-  (the reference's behaviour on CPU).
+- User interest tables fixed by default (``train_user_interest: false``), a cheaper variant:
+  the reference trains them (it builds P_m on the training device, where
+  ``nn.Parameter(P).to(device)`` is the parameter itself), which ``train_user_interest: true``
+  reproduces. With P_m fixed, P_m W = R̄ (X_m⁰ W) for the row-normalised train matrix R̄ and the
+  initial item table X_m⁰, so the I × D_m table is projected and aggregated sparsely instead of
+  multiplying the U × D_m table on every batch. Users without train items get P_m = 0, hence
+  only the bias (the reference gets NaN rows).
 - The reference recomputes the whole forward pass per batch and builds every node's
   representation; the forward pass here also runs once per batch (every parameter changes
   each step), but the softmaxes of the meta factors and the final representations are only

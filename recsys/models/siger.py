@@ -2,13 +2,13 @@
 
 Zhang, Zhou, Zeng, Niyato, Shen, "Semantic Item Graph Enhancement for Multimodal
 Recommendation", arXiv 2508.06154 (2025). The paper's code is not public; the abstract fixes
-three mechanisms and the rest follows ``specs/siger.md``.
+three mechanisms and the rest is our design, explained in docs/models/siger.md.
 
 Design choices where the paper is not public (each mechanism switchable for ablation):
 
 1. Collaborative signals infused into each modality's item semantic graph
    (``cooccurrence_infusion``): Ŝ_m = rownorm((1 − β) S_m + β C), S_m the unit-weight kNN
-   graph of modality m (D^-1/2 · D^-1/2 normalised, graphs.md §2; k = ``item_knn_k``), C the
+   graph of modality m (D^-1/2 · D^-1/2 normalised, docs/graphs.md §2; k = ``item_knn_k``), C the
    top-``item_co_k`` item co-occurrence graph with row-normalised counts, β = ``item_co_weight``
    (:mod:`recsys.graphs.enhanced`). Frozen after construction.
    Switched off: Ŝ_m = rownorm(S_m).

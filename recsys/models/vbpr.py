@@ -1,8 +1,9 @@
 """VBPR: visual Bayesian personalised ranking, extended to any item feature modality.
 
 He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback", AAAI 2016,
-in the form of the MMRec toolbox (Zhou, arXiv 2302.03497): the item representation is the
-concatenation of an ID embedding and a linear projection of the item features,
+in the form of the MMRec toolbox (Zhou, arXiv 2302.03497; docs/models/vbpr.md): the item
+representation is the concatenation of an ID embedding and a linear projection of the item
+features,
 
     z_i = [γ_i ; W x_i + b] ∈ R^{2d},   z_u = θ_u ∈ R^{2d},   score(u, i) = ⟨z_u, z_i⟩,
 

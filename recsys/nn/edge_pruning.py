@@ -8,7 +8,7 @@ max(1, ⌊(1 − ρ)|E|⌋) of the train edges, drawn without replacement with p
 
 so edges between high-degree nodes (the likeliest noise) are dropped more often. The kept
 edges form a new bipartite graph, symmetrically normalised with the degrees of the kept graph:
-Â' = D'^-1/2 A' D'^-1/2 (graphs.md §1; nodes left without an edge get 0).
+Â' = D'^-1/2 A' D'^-1/2 (docs/graphs.md §1; nodes left without an edge get 0).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Recommendation", SIGIR 2022) builds a view by adding, after every propagation la
     e'_n = e_n + Δ_n,   Δ_n = ε_n · sign(e_n) ⊙ normalize(u_n),   u_n ~ U(0, 1)^d,
 
 so the noise has L2 norm ε_n and stays in the orthant of e_n. SimGCL uses one constant
-ε_n = ε for every node. SIGER (Zhang et al., arXiv 2508.06154, 2025; specs/siger.md §3)
+ε_n = ε for every node. SIGER (Zhang et al., arXiv 2508.06154, 2025; docs/models/siger.md §3)
 makes it personalised by the embedding modulus:
 
     ε_n = ε · ‖e_n‖₂ / mean_m ‖e_m‖₂          (mean over all rows of the layer),

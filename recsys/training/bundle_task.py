@@ -1,4 +1,4 @@
-"""The bundle completion task (specs/clhe.md): batches of train bundles, completion evaluation.
+"""The bundle completion task (docs/models/clhe.md): batches of train bundles, completion evaluation.
 
 A bundle model provides ``loss(items)`` for a (B × L) LongTensor of train bundles, each row
 the bundle's item indices padded with ``n_items``; ``completion_cache()`` (state reused for a

@@ -42,7 +42,7 @@ def make_task(kind: str, dataset, config: dict, device: torch.device) -> Task:
 
 
 class InteractionTask:
-    """User-item BPR training and full-ranking evaluation (protocol.md)."""
+    """User-item BPR training and full-ranking evaluation (docs/protocol.md)."""
 
     def __init__(self, dataset, train_config: dict, eval_config: dict, seed: int, device: torch.device) -> None:
         self.dataset = dataset

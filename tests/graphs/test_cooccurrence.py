@@ -1,4 +1,4 @@
-"""Top-k softmax co-occurrence graphs with the reference padding rules (graphs.md §4)."""
+"""Top-k softmax co-occurrence graphs with the reference padding rules (docs/graphs.md §4)."""
 from __future__ import annotations
 
 import numpy as np

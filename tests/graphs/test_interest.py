@@ -1,4 +1,4 @@
-"""User interest vectors and the user interest kNN graph (graphs.md §3)."""
+"""User interest vectors and the user interest kNN graph (docs/graphs.md §3)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Cosine kNN graphs (graphs.md §2) against a dense brute-force reference."""
+"""Cosine kNN graphs (docs/graphs.md §2) against a dense brute-force reference."""
 from __future__ import annotations
 
 import numpy as np
