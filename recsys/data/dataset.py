@@ -84,6 +84,14 @@ class Dataset:
             digest.update(feat.tobytes())
         return digest.hexdigest()[:20]
 
+    def to_pyg(self):
+        """This dataset as a ``torch_geometric.data.HeteroData`` (user and item nodes, item features
+        by modality, train/valid/test edges); needs ``pip install 'recsys[pyg]'``. See
+        :mod:`recsys.data.pyg`."""
+        from recsys.data.pyg import to_hetero_data
+
+        return to_hetero_data(self)
+
     def stats(self) -> dict:
         """Users, items, interactions per split, density and feature shapes."""
         n_train = int(self.train.shape[1])
