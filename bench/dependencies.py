@@ -182,7 +182,7 @@ def main() -> None:
     summary = {
         "commit": commit(), "load_average": os.getloadavg()[0],
         "imports": {"torch_geometric": import_seconds("import torch_geometric", args.repeats),
-                    "recsys": import_seconds("import recsys.models, recsys.training.run", args.repeats)},
+                    "recsys": import_seconds("import recsys.models, recsys.compose, recsys.runs", args.repeats)},
         "footprint": footprint(),
         "propagation": propagation(args.repeats),
     }
