@@ -40,13 +40,14 @@ optimiser's weight decay (the reference uses AdamW with weight_decay = reg_weigh
 lr 5e-5; see configs/models/rearm.yaml).
 
 Implementation choices (same function as the reference, less work):
-- User interest tables fixed by default (``train_user_interest: false``), a cheaper variant:
-  the reference trains them (it builds P_m on the training device, where
-  ``nn.Parameter(P).to(device)`` is the parameter itself), which ``train_user_interest: true``
-  reproduces. With P_m fixed, P_m W = R̄ (X_m⁰ W) for the row-normalised train matrix R̄ and the
-  initial item table X_m⁰, so the I × D_m table is projected and aggregated sparsely instead of
-  multiplying the U × D_m table on every batch. Users without train items get P_m = 0, hence
-  only the bias (the reference gets NaN rows).
+- User interest tables trained by default (``train_user_interest: true``), the published model:
+  the reference builds P_m on the training device, where ``nn.Parameter(P).to(device)`` is the
+  parameter itself, so P_m is registered, trained and decayed by AdamW on GPU as on CPU.
+  ``train_user_interest: false`` keeps P_m fixed, a cheaper variant that is NOT the published
+  model: then P_m W = R̄ (X_m⁰ W) for the row-normalised train matrix R̄ and the initial item
+  table X_m⁰, so the I × D_m table is projected and aggregated sparsely instead of training the
+  U × D_m table. Users without train items get P_m = 0, hence only the bias (the reference
+  gets NaN rows).
 - The reference recomputes the whole forward pass per batch and builds every node's
   representation; the forward pass here also runs once per batch (every parameter changes
   each step), but the softmaxes of the meta factors and the final representations are only
@@ -117,7 +118,7 @@ class REARM(Recommender):
             "temperature": 0.6,
             "contrast_weight": 5e-6,
             "orthogonality_weight": 5e-5,
-            "train_user_interest": False,
+            "train_user_interest": True,
         }
 
     def __init__(self, dataset, config, graphs) -> None:

@@ -106,16 +106,17 @@ def _reference_representation(model: REARM, graphs: GraphStore) -> torch.Tensor:
     return torch.cat([act(feats[:, :d]) + ids, act(feats[:, d:]) + ids, act(share) + ids], 1)
 
 
-def test_forward_equals_dense_reference_transcription(planted):
+@pytest.mark.parametrize("train_user_interest", [True, False])
+def test_forward_equals_dense_reference_transcription(planted, train_user_interest):
     dataset = _with_image(planted)
-    model = _model(dataset, modalities=["image", "text"], n_item_layers=2,
+    model = _model(dataset, modalities=["image", "text"], n_item_layers=2, train_user_interest=train_user_interest,
                    item_modality_weights={"image": 0.3, "text": 0.7}).double()
     model.eval()
-    for buffer in ("item_graph", "item_graph_t", "user_graph", "user_graph_t", "adjacency", "mean_items", "mean_items_t"):
+    for buffer in ("item_graph", "item_graph_t", "user_graph", "user_graph_t", "adjacency"):
         setattr(model, buffer, getattr(model, buffer).double())
-    for index in range(2):
-        name = f"initial_features_{index}"
-        setattr(model, name, getattr(model, name).double())
+    if not train_user_interest:
+        for name in ("mean_items", "mean_items_t", "initial_features_0", "initial_features_1"):
+            setattr(model, name, getattr(model, name).double())
     users, items = model.embeddings()
     with torch.no_grad():
         expected = _reference_representation(model, GraphStore(dataset, "cpu"))
@@ -152,7 +153,7 @@ def test_shapes_losses_and_gradients_for_one_two_and_three_modalities(planted, m
 def test_fixed_interest_shortcut_equals_the_user_interest_table(planted):
     """P W + b via R̄ (X⁰ W) equals the U × D table route, in value and in gradient."""
     dataset = _with_image(planted)
-    fixed, table = _model(dataset), _model(dataset, train_user_interest=True)
+    fixed, table = _model(dataset, train_user_interest=False), _model(dataset, train_user_interest=True)
     table.load_state_dict(fixed.state_dict(), strict=False)
     batch = _batch(dataset)
     for model in (fixed, table):
