@@ -26,6 +26,7 @@ from recsys.errors import ConfigError, RecsysError
 from recsys.graphs import GraphStore
 from recsys.models import get_model_class
 from recsys.training import make_task, pretraining
+from recsys.validation import validate_config
 
 
 def run_defaults(model_name: str | None = None) -> dict[str, Any]:
@@ -40,7 +41,9 @@ def run_defaults(model_name: str | None = None) -> dict[str, Any]:
 
 def resolve(user: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Defaults ← user config ← overrides; every key is checked against the defaults of its
-    section (the ``model`` section against the chosen model class)."""
+    section (the ``model`` section against the chosen model class) and the values of the
+    core sections by :func:`recsys.validation.validate_config`, so a config that cannot run
+    fails here, before any data is loaded."""
     raw = merge(merge({}, user or {}, None), overrides or {}, None)
     model_section = dict(raw.pop("model", {}) or {})
     defaults = run_defaults(model_section.get("name"))
@@ -53,7 +56,9 @@ def resolve(user: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] 
         raise ConfigError(f"renamed config key(s) of model '{defaults['model']['name']}': {moves}; write the new "
                           "name(s) instead (docs/vocabulary.md lists the shared names)")
     model = merge(defaults["model"], model_section, defaults["model"], "model")
-    return {key: model if key == "model" else config[key] for key in defaults}
+    resolved = {key: model if key == "model" else config[key] for key in defaults}
+    validate_config(resolved)
+    return resolved
 
 
 def resolve_device(name: str) -> torch.device:

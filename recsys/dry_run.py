@@ -1,8 +1,9 @@
 """Check a run without training it: ``recsys train --dry-run``.
 
-:func:`inspect_run` loads and validates the dataset, checks the train/eval settings that would
-otherwise fail only after the first epoch (device, monitored metric, cut-offs), builds the
-model and the task exactly as training would, and reports:
+:func:`inspect_run` takes a config from :func:`recsys.compose.resolve` (which has checked its
+values: monitored metric, cut-offs, optimiser, positive integers), checks that its device is
+present, loads and validates the dataset, builds the model and the task exactly as training
+would, and reports:
 
 * the dataset's users, items, interactions per split and feature shapes;
 * the model's parameter count (trainable and frozen);
@@ -29,7 +30,6 @@ import torch
 from recsys.compose import build, resolve_device
 from recsys.data.loading import load_dataset
 from recsys.errors import ConfigError
-from recsys.evaluation.metrics import validate
 from recsys.graphs import GraphStore
 
 FLOAT = 4
@@ -168,22 +168,6 @@ class GraphProbe:
         return record
 
 
-def _check_monitor(config: dict) -> None:
-    try:
-        ks, metrics = validate(config["eval"]["ks"], config["eval"]["metrics"])
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    monitor = str(config["train"]["monitor"])
-    produced = [f"{m}@{k}" for m in metrics for k in ks]
-    if monitor not in produced:
-        raise ConfigError(f"train.monitor = '{monitor}' is not among the evaluated metrics {produced}; "
-                          f"set train.monitor to one of them or add its metric/cut-off to eval.metrics/eval.ks")
-    for key in ("batch_size", "epochs", "eval_every", "patience"):
-        value = config["train"][key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"train.{key} = {value!r} must be a positive integer")
-
-
 def _device(config: dict) -> torch.device:
     try:
         return resolve_device(config["device"])
@@ -198,8 +182,8 @@ def _activation_bytes(model_config: dict, n_nodes: int) -> int:
 
 
 def inspect_run(config: dict, dataset=None) -> DryRunReport:
-    """Validate ``config`` (resolved) and its data; build the model with graph estimates."""
-    _check_monitor(config)
+    """Validate ``config`` (resolved, so its values are checked) and its data; build the model
+    with graph estimates."""
     device = _device(config)
     dataset = dataset if dataset is not None else load_dataset(config["dataset"])
     cpu = torch.device("cpu")

@@ -21,6 +21,7 @@ from recsys.compose import build, resolve, resolve_device
 from recsys.errors import RunFolderError
 from recsys.serving import TrainedRun
 from recsys.training import Trainer, distributed
+from recsys.validation import validate_config
 
 log = logging.getLogger("recsys.train")
 
@@ -48,8 +49,10 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
 
     ``on_evaluate(epoch, valid_metrics)`` is passed to the :class:`Trainer` (tuning hooks);
     ``dataset`` replaces loading the one the config names (tests, notebooks). Under torchrun
-    every rank calls this; rank 0 owns the run folder and the final evaluation.
+    every rank calls this; rank 0 owns the run folder and the final evaluation. The config's
+    values are checked again first (a caller may have changed it since it was resolved).
     """
+    validate_config(config)
     device = resolve_device(config["device"])
     if config["threads"]:
         torch.set_num_threads(int(config["threads"]))

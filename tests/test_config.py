@@ -16,7 +16,8 @@ def test_defaults_resolve_with_model_defaults():
 
 
 def test_overrides_parse_yaml_values_and_win():
-    config = resolve({"train": {"lr": 0.1}}, parse_overrides(["train.lr=1e-2", "eval.ks=[5,10]", "model.n_layers=2"]))
+    config = resolve({"train": {"lr": 0.1}}, parse_overrides(["train.lr=1e-2", "eval.ks=[5,10]", "model.n_layers=2",
+                                                                   "train.monitor=ndcg@10"]))
     assert config["train"]["lr"] == pytest.approx(1e-2)
     assert config["eval"]["ks"] == [5, 10]
     assert config["model"]["n_layers"] == 2

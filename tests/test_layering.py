@@ -21,7 +21,7 @@ LAYERS = [
     ["recsys.graphs", "recsys.nn", "recsys.losses", "recsys.evaluation"],
     ["recsys.models"],
     ["recsys.training"],
-    ["recsys.compose"],
+    ["recsys.compose", "recsys.validation"],
     ["recsys.serving", "recsys.runs", "recsys.dry_run", "recsys.plotting"],
     ["recsys.export", "recsys.tuning"],
     ["recsys.cli", "recsys.__main__"],

@@ -41,6 +41,10 @@ def make_task(kind: str, dataset, config: dict, device: torch.device) -> Task:
     return _TASKS[kind](dataset, config, device)
 
 
+# train.negatives_exclude: the items a negative is never drawn from (train only, or every split).
+NEGATIVE_EXCLUSIONS = {"train": lambda dataset: dataset.csr("train"), "all": lambda dataset: dataset.known_csr()}
+
+
 class InteractionTask:
     """User-item BPR training and full-ranking evaluation (docs/protocol.md)."""
 
@@ -49,11 +53,7 @@ class InteractionTask:
         self.device = device
         self.seed = seed
         self.batch_size = int(train_config["batch_size"])
-        exclude_mode = train_config["negatives_exclude"]
-        if exclude_mode not in ("train", "all"):
-            raise ConfigError(f"train.negatives_exclude must be 'train' or 'all', got '{exclude_mode}'")
-        exclude = dataset.csr("train") if exclude_mode == "train" else dataset.known_csr()
-        self.sampler = NegativeSampler(exclude)
+        self.sampler = NegativeSampler(NEGATIVE_EXCLUSIONS[train_config["negatives_exclude"]](dataset))
         self.users, self.items = dataset.train
         self.eval_config = eval_config
 

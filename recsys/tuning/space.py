@@ -214,26 +214,35 @@ class SearchSpace:
     def validate(self, base: Mapping[str, Any]) -> None:
         """Check every path is a value key of the run config built from ``base``.
 
-        Each parameter is tried alone (with its conditions' first values) through
-        :func:`resolve`, which rejects unknown keys and names the valid ones; a path that
-        goes below a value, or names a whole section without mapping choices (merged into the
-        section key by key), is rejected here.
+        First the path is walked through the config resolved with the parameter's conditions
+        (their first values): a path that goes below a value, or names a whole section without
+        mapping choices (merged into the section key by key), is rejected here. Then the
+        parameter is tried alone through :func:`resolve`, which rejects unknown keys (naming
+        the valid ones) and values that cannot run.
         """
         for param in self.params:
             conditions = {other: allowed[0] for other, allowed in param.when.items()}
-            try:
-                resolve(base, nest({**conditions, param.path: param.example()}))
-                structure = resolve(base, nest(conditions))
-            except (ConfigError, KeyError) as exc:
-                message = exc.args[0] if exc.args else exc
-                raise ConfigError(f"search-space key '{param.path}': {message}") from None
+            structure = self._resolve(param, base, conditions)
             node: Any = structure
             parts = param.path.split(".")
             for depth, part in enumerate(parts):
                 if not isinstance(node, Mapping):
                     raise ConfigError(f"search-space key '{param.path}': '{'.'.join(parts[:depth])}' is a value, "
                                       "not a section")
+                if part not in node:
+                    break                      # an unknown key: resolving the example names the closest one
                 node = node[part]
-            if isinstance(node, Mapping) and not isinstance(param.example(), Mapping):
-                raise ConfigError(f"search-space key '{param.path}' names a section, not a value; valid keys "
-                                  f"under it: {', '.join(f'{param.path}.{k}' for k in node)}")
+            else:
+                if isinstance(node, Mapping) and not isinstance(param.example(), Mapping):
+                    raise ConfigError(f"search-space key '{param.path}' names a section, not a value; valid keys "
+                                      f"under it: {', '.join(f'{param.path}.{k}' for k in node)}")
+            self._resolve(param, base, {**conditions, param.path: param.example()})
+
+    @staticmethod
+    def _resolve(param, base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+        """``resolve(base, values)``, its errors prefixed with the search-space key."""
+        try:
+            return resolve(base, nest(values))
+        except (ConfigError, KeyError) as exc:
+            message = exc.args[0] if exc.args else exc
+            raise ConfigError(f"search-space key '{param.path}': {message}") from None

@@ -113,16 +113,6 @@ def test_bounds_hold_for_the_real_graphs(planted, method, args):
     assert real.to_sparse_csr()._nnz() <= info.nnz
 
 
-def test_monitor_that_is_never_evaluated_is_reported(planted, tmp_path):
-    config = _config(tmp_path, "bpr", train={"monitor": "ndcg@50"})
-    with pytest.raises(ConfigError, match=r"train.monitor = 'ndcg@50' is not among the evaluated metrics"):
-        dry_run(config, planted)
-    with pytest.raises(ConfigError, match="eval.ks must be a non-empty list"):
-        dry_run(_config(tmp_path, "bpr", eval={"ks": []}), planted)
-    with pytest.raises(ConfigError, match="train.batch_size = 0"):
-        dry_run(_config(tmp_path, "bpr", train={"batch_size": 0}), planted)
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_unavailable_device_is_a_config_error(planted, tmp_path):
     with pytest.raises(ConfigError, match="CUDA is not available"):
