@@ -3,10 +3,14 @@
 Run folder layout: ``config.yaml`` (resolved config, seed included), ``metrics.jsonl``
 (one line per epoch), ``best.pt`` (best-valid model), ``last.pt`` (resume state),
 ``results.json`` (best epoch, valid and test metrics at the best-valid epoch, timings),
-``train.log``.
+``train.log`` and ``run_info.json``: the absolute dataset folder and graph cache the config's
+paths (often relative, e.g. ``../shared/data/amazon/clothing``) pointed to when the run was
+trained, so that the run folder can be resumed, evaluated and exported from any working
+directory (or with its dataset elsewhere: ``data=``, ``--data PATH``).
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -24,6 +28,8 @@ from recsys.training import Trainer, distributed
 from recsys.validation import validate_config
 
 log = logging.getLogger("recsys.train")
+
+RUN_INFO = "run_info.json"
 
 
 def _run_dir(config: dict) -> Path:
@@ -66,6 +72,7 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
         handler = _attach_log_file(run_dir)
         if not resume:
             io.write_text(run_dir / "config.yaml", io.dump_yaml(config))
+            io.write_json(run_dir / RUN_INFO, _run_info(config))
     distributed.barrier()
     try:
         started = time.perf_counter()
@@ -107,10 +114,31 @@ def _final_results(config, run_dir: Path, device, run, state: dict, started: flo
     return results
 
 
-def _run_config(run_dir: Path) -> dict:
+def _run_info(config: dict) -> dict:
+    """The working directory and the absolute dataset folder and cache of a run being started."""
+    path, cache = config["dataset"]["path"], config["cache_dir"]
+    return {"cwd": str(Path.cwd()), "dataset_path": str(Path(path).resolve()) if path else None,
+            "cache_dir": str(Path(cache).resolve()) if cache else None}
+
+
+def _run_config(run_dir: Path, data: str | Path | None = None) -> dict:
+    """The run's config with its paths made absolute as recorded in ``run_info.json``;
+    ``data`` replaces the dataset folder."""
     if not (run_dir / "config.yaml").is_file():
         raise RunFolderError(f"'{run_dir}' has no config.yaml: it is not a training run folder")
-    return resolve(io.load_yaml(run_dir / "config.yaml"))
+    config = resolve(io.load_yaml(run_dir / "config.yaml"))
+    info = json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).is_file() else {}
+    if info.get("cache_dir"):
+        config["cache_dir"] = info["cache_dir"]
+    if data is not None:
+        config["dataset"]["path"] = str(Path(data).resolve())
+    elif info.get("dataset_path"):
+        config["dataset"]["path"] = info["dataset_path"]
+    path = config["dataset"]["path"]
+    if data is None and path and not Path(path).exists():
+        raise RunFolderError(f"the dataset of run '{run_dir}' was read from '{path}', which does not exist "
+                             f"(working directory {Path.cwd()}); point to it with --data PATH (data=PATH)")
+    return config
 
 
 def resume(run_dir: str | Path) -> dict:
@@ -119,13 +147,14 @@ def resume(run_dir: str | Path) -> dict:
     return train(_run_config(run_dir), run_dir=run_dir, resume=(run_dir / "last.pt").exists())
 
 
-def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
+def load_run(run_dir: str | Path, device: str = "auto", data: str | Path | None = None) -> TrainedRun:
     """A finished run ready to recommend: its dataset and model with the best checkpoint, in
-    eval mode (:class:`recsys.serving.TrainedRun`)."""
+    eval mode (:class:`recsys.serving.TrainedRun`). ``data`` is the dataset folder when it
+    is no longer where the run was trained from."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
         raise RunFolderError(f"'{run_dir}' has no best.pt: it is not a finished training run folder")
-    config = _run_config(run_dir)
+    config = _run_config(run_dir, data)
     torch_device = resolve_device(device)
     components = build(config, torch_device)
     best = torch.load(run_dir / "best.pt", map_location=torch_device, weights_only=False)

@@ -27,7 +27,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     manifest = export_run(args.run_dir, k=args.k, users=args.users, exclude=args.exclude, fmt=args.format,
                           out=args.out, batch_size=args.batch_size, device=args.device, shard=args.shard,
-                          skip_unknown=args.skip_unknown, progress=not args.no_progress)
+                          skip_unknown=args.skip_unknown, progress=not args.no_progress, data=args.data)
     out = Path(manifest["output"])
     skipped = manifest["users"]["unknown_skipped"]
     print(f"wrote {manifest['rows']:,} rows for {manifest['users']['exported']:,} users to {out}"
@@ -65,6 +65,8 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--skip-unknown", action="store_true",
                         help="leave out user ids the dataset does not know instead of failing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--data", metavar="PATH", default=None,
+                        help="the run's dataset folder, when it is no longer where the run was trained from")
     parser.set_defaults(func=_cmd_export)
 
     bundle = subparsers.add_parser("bundle", help="bundle construction: complete partial bundles with a trained run")

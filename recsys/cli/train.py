@@ -71,7 +71,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.runs import evaluate_run, load_run
 
-    results = evaluate_run(load_run(args.run_dir, device=args.device))
+    results = evaluate_run(load_run(args.run_dir, device=args.device, data=args.data))
     print(_metrics_table(results) if not args.json else json.dumps(results, indent=2))
     return 0
 
@@ -103,6 +103,8 @@ def add_parsers(sub) -> None:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--data", metavar="PATH", default=None,
+                          help="the run's dataset folder, when it is no longer where the run was trained from")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     plot = sub.add_parser("plot", help="write PNG training curves (loss terms, valid Recall/NDCG) into a run folder")

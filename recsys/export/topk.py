@@ -165,8 +165,11 @@ def _manifest(recommender: TrainedRun, k, exclude, fmt, source, requested, unkno
 
 def export_run(run_dir: str | Path, k: int = 50, users: str | Path = "all", exclude: str = "train",
                fmt: str = "parquet", out: str | Path | None = None, batch_size: int = 4096, device: str = "auto",
-               shard: str | tuple[int, int] | None = None, skip_unknown: bool = False, progress: bool = True) -> dict:
-    """Load ``run_dir``'s best checkpoint and :func:`export` its top-K lists (``recsys export``)."""
+               shard: str | tuple[int, int] | None = None, skip_unknown: bool = False, progress: bool = True,
+               data: str | Path | None = None) -> dict:
+    """Load ``run_dir``'s best checkpoint and :func:`export` its top-K lists (``recsys export``);
+    ``data`` is the dataset folder when it is no longer where the run was trained from."""
     if isinstance(shard, str):
         shard = parse_shard(shard)
-    return export(load_run(run_dir, device), k, users, exclude, fmt, out, batch_size, shard, skip_unknown, progress)
+    return export(load_run(run_dir, device, data), k, users, exclude, fmt, out, batch_size, shard, skip_unknown,
+                  progress)
