@@ -24,12 +24,25 @@ TORCH_SPARSE_NOTICES = ("Sparse CSR tensor support is in beta state", "Sparse in
 BUG_REPORT = "recsys: this is a bug in recsys; please report it with the traceback above and the command you ran"
 
 
+def _commands(parser: argparse.ArgumentParser):
+    """Every parser that ends a command line (``train``, ``data info``, ...)."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        yield parser
+    for action in actions:
+        for child in action.choices.values():
+            yield from _commands(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (train, tune, export, data):
         group.add_parsers(sub)
+    for command in _commands(parser):  # `recsys train -v` as well as `recsys -v train`
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log progress to stderr")
     return parser
 
 

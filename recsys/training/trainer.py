@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from recsys import io
 from recsys.errors import NonFiniteLossError
@@ -104,13 +105,27 @@ class Trainer:
                  if line.strip() and json.loads(line)["epoch"] <= last_epoch]
         io.write_text(path, "".join(line + "\n" for line in lines))
 
+    @contextlib.contextmanager
+    def _progress(self, batches, epoch: int):
+        """The epoch's batches behind a progress bar (main rank, ``train.progress``). While the
+        bar is shown, console log records are written above it (``tqdm.write``) instead of
+        into its line; the bar is cleared when the epoch ends, also by an error."""
+        if not (self.cfg["progress"] and distributed.is_main()):
+            yield batches
+            return
+        total = getattr(self.task, "n_batches", lambda: None)()
+        with tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True) as bar, \
+                logging_redirect_tqdm():
+            yield bar
+
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
+        with self._progress(self.task.batches(epoch), epoch) as batches:
+            return self._run_batches(batches, epoch)
+
+    def _run_batches(self, batches, epoch: int) -> dict[str, float]:
+        """One pass over ``batches``: the mean of each loss term."""
         n_batches = 0
-        batches = self.task.batches(epoch)
-        if self.cfg["progress"] and distributed.is_main():
-            batches = tqdm(batches, total=getattr(self.task, "n_batches", lambda: None)(),
-                           desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
         clip = float(self.cfg["grad_clip"]) if self.cfg["grad_clip"] else math.inf
         sums: torch.Tensor | None = None
         names: list[str] = []
