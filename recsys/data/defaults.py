@@ -20,8 +20,8 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "synthetic": {
         "n_users": 1000,
         "n_items": 500,
-        "n_clusters": 8,
-        "interactions_per_user": 20,
+        "n_clusters": 32,
+        "interactions_per_user": 10,
         "noise_dim": 32,
         "informative_dim": 32,
         "popularity_skew": 1.0,

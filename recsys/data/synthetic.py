@@ -20,9 +20,16 @@ Each user's interactions are split by time with ``split_ratios`` (the latest go 
 :func:`recsys.data.split.split_labels`; timestamps are drawn with ``split_seed``), so fresh
 items have few train interactions but many held-out ones. Collaborative filtering recovers
 the clusters from co-interactions and beats popularity by a wide margin; fresh items are
-placed correctly only through their text features, so ID + text models beat ID-only ones
-(on the defaults, BPR-MF with a linear text projection added to the item embedding gains
-about 8% Recall@20 over plain BPR-MF; the image modality gains nothing).
+placed mostly through their text features, so ID + text models place them better than
+ID-only ones; the image modality carries almost nothing.
+
+The defaults (:data:`recsys.data.defaults.DATASET_DEFAULTS`, the data of a bare ``recsys
+train``: 1000 users, 500 items, 32 clusters of about 16 items, 10 interactions per user) make
+a model learn over several epochs: LightGCN with the default run config starts at valid
+Recall@20 0.17 after one epoch, about that of popularity, and reaches 0.61 at epoch 10. On
+them an item co-occurrence recommender reaches test Recall@20 0.66 against popularity's
+0.12, and text-feature neighbours find twice as many held-out items among those with at most
+2 train interactions as co-occurrence does (``tests/data/test_synthetic.py``).
 """
 from __future__ import annotations
 
@@ -58,7 +65,7 @@ def _check(name: str, value, minimum) -> None:
         raise DataError(f"dataset.synthetic.{name} = {value!r} is invalid; it must be a number >= {minimum}")
 
 
-def generate(n_users: int = 1000, n_items: int = 500, n_clusters: int = 8, interactions_per_user: int = 20,
+def generate(n_users: int = 1000, n_items: int = 500, n_clusters: int = 32, interactions_per_user: int = 10,
              informative_dim: int = 32, noise_dim: int = 32, popularity_skew: float = 1.0, seed: int = 0,
              split_ratios=(0.8, 0.1, 0.1), split_seed: int = 2024, name: str = "synthetic") -> Dataset:
     """Sample the dataset described in the module docstring; same arguments → same arrays."""

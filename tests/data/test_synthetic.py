@@ -87,8 +87,8 @@ def test_text_is_informative_image_is_noise_and_text_reaches_tail_items():
     ds = _defaults()
     train = ds.csr("train")
     pop = np.asarray(train.sum(0)).ravel()
-    tail = pop <= 5
-    assert ds.csr("test")[:, tail].sum() >= 50  # fresh items are held out more than trained on
+    tail = pop <= 2
+    assert ds.csr("test")[:, tail].sum() >= 40  # fresh items are held out more than trained on
     scaled = train.multiply(1 / np.sqrt(np.maximum(pop, 1))).tocsr()
     cooc = (scaled.T @ scaled).toarray()
     np.fill_diagonal(cooc, 0)
@@ -96,7 +96,7 @@ def test_text_is_informative_image_is_noise_and_text_reaches_tail_items():
     text_recall, text_tail = _recall_and_hits(train @ _feature_knn(ds.features["text"]), ds, tail)
     image_recall, _ = _recall_and_hits(train @ _feature_knn(ds.features["image"]), ds, tail)
     assert text_recall > 3 * image_recall, (text_recall, image_recall)
-    assert text_tail >= 20 and text_tail > 5 * cf_tail, (text_tail, cf_tail)
+    assert text_tail >= 25 and text_tail > 1.8 * cf_tail, (text_tail, cf_tail)
 
 
 @pytest.mark.parametrize("key,value", [("n_users", 0), ("interactions_per_user", 2), ("popularity_skew", -1)])
