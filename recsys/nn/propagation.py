@@ -4,6 +4,12 @@ LightGCN (He et al., SIGIR 2020): E^(l+1) = Â E^(l); the output is the mean of 
 0..L. The graphs here are constants (no gradient w.r.t. edge weights), so the backward of
 Y = A X is ∂X = Aᵀ ∂Y; for a symmetric A (the normalised user-item graph) that is A ∂Y,
 which avoids transposing a CSR matrix on every backward pass.
+
+Sparse products always run in the graph's precision (float32), also inside a bf16/fp16
+autocast region (``train.amp``): the CPU sparse kernels (MKL) have no bf16 path, and the
+graph weights (products of 1/√degree) would lose their low bits in 16 bits. Their dense
+input is cast up, their output is float32, and autocast casts it down again where the next
+dense product needs it.
 """
 from __future__ import annotations
 
@@ -22,26 +28,32 @@ def compact_csr(adj: torch.Tensor) -> torch.Tensor:
                                    csr.shape, device=csr.device, check_invariants=False)
 
 
+def _sparse_mm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``adj @ x`` in ``adj``'s dtype, with autocast off (module docstring)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.sparse.mm(adj, x.to(adj.dtype))
+
+
 class _SymmetricSparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        return _sparse_mm(adj, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, torch.sparse.mm(ctx.adj, grad)
+        return None, _sparse_mm(ctx.adj, grad)
 
 
 class _SparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: torch.Tensor, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, x)
+        return _sparse_mm(adj, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.adj_t, grad)
+        return None, None, _sparse_mm(ctx.adj_t, grad)
 
 
 def sparse_matmul(adj: torch.Tensor, x: torch.Tensor, symmetric: bool = False,
@@ -55,7 +67,7 @@ def sparse_matmul(adj: torch.Tensor, x: torch.Tensor, symmetric: bool = False,
         return _SymmetricSparseMatmul.apply(adj, x)
     if adj_t is not None:
         return _SparseMatmul.apply(adj, adj_t, x)
-    return torch.sparse.mm(adj, x)
+    return _sparse_mm(adj, x)
 
 
 def propagate(adj: torch.Tensor, x: torch.Tensor, n_layers: int, symmetric: bool = False,
