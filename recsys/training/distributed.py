@@ -9,7 +9,9 @@ logs happen on rank 0; its early-stopping decision is broadcast so all ranks sto
 """
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from typing import Any
 
 import torch
@@ -22,9 +24,25 @@ def launched_by_torchrun() -> bool:
 
 
 def init(device: torch.device) -> None:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA)."""
+    """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA).
+
+    ``torch.distributed.nn.functional`` is imported first, on purpose. Its functions take
+    ``group=group.WORLD`` as a default argument, evaluated once, when the module is first
+    imported; DistributedDataParallel imports it on first construction (through
+    torch._dynamo, FSDP and sharded tensors). Imported after ``init_process_group``, those
+    defaults hold the default process group for the rest of the process, so
+    ``destroy_process_group`` cannot free it and gloo's worker threads outlive it. A worker
+    that is still dropping the tensors of the last collective (the final broadcast of the
+    results) when the interpreter finalises then needs the GIL, which a finalising
+    interpreter refuses by ending the thread; that thread exit unwinds through a ``noexcept``
+    destructor and aborts the rank ("terminate called without an active exception",
+    SIGABRT) at random, after training succeeded. Imported before, the defaults hold
+    ``None`` and :func:`shutdown` really destroys the group and joins its threads.
+    """
     if dist.is_initialized():
         return
+    import torch.distributed.nn.functional  # noqa: F401  (see the docstring: must precede init_process_group)
+
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend)
     if device.type == "cuda":
@@ -87,5 +105,44 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Destroy the process group, and fail loudly if anything still holds it.
+
+    Destroying the group joins the backend's worker threads while the interpreter is fully
+    alive; a group that something still references survives ``destroy_process_group`` and
+    its threads can abort the process at exit (see :func:`init`). Call this after the
+    DistributedDataParallel module is gone (it references the group too).
+    """
+    if not dist.is_initialized():
+        return
+    group = weakref.ref(dist.group.WORLD)
+    dist.destroy_process_group()
+    if group() is not None:
+        gc.collect()
+    if group() is not None:
+        raise RuntimeError("the default process group is still referenced after destroy_process_group (by "
+                           f"{', '.join(_holders(group())) or 'an object outside the garbage collector'}); its "
+                           "worker threads would outlive it and can abort the process at exit. Release those "
+                           "references before recsys.training.distributed.shutdown()")
+
+
+def _holders(obj: object) -> list[str]:
+    """What references ``obj``: functions (also through their default-argument tuples) by
+    qualified name, other objects by type. Plain loops only: a comprehension here would hold
+    ``obj`` in a closure cell and report itself."""
+    found = []
+    for holder in gc.get_objects():
+        for ref in gc.get_referents(holder):
+            if ref is obj or (type(ref) is tuple and _contains(ref, obj)):
+                if callable(holder) and hasattr(holder, "__qualname__"):
+                    found.append(f"{getattr(holder, '__module__', '?')}.{holder.__qualname__}")
+                else:
+                    found.append(type(holder).__name__)
+                break
+    return found
+
+
+def _contains(items: tuple, obj: object) -> bool:
+    for item in items:
+        if item is obj:
+            return True
+    return False
