@@ -6,6 +6,8 @@ Because every loss here is a mean over the batch (and the batch L2 term is divid
 batch size), the averaged gradient equals the single-process gradient of the whole batch up
 to float rounding (and the last, smaller batch of an epoch). Evaluation, checkpoints and
 logs happen on rank 0; its early-stopping decision is broadcast so all ranks stop together.
+
+Backends: gloo on CPU; NCCL on CUDA, one GPU per process (``cuda:LOCAL_RANK``).
 """
 from __future__ import annotations
 
@@ -18,13 +20,37 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from recsys.errors import ConfigError
+
 
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def backend_for(device: torch.device) -> str:
+    """The collective backend for tensors on ``device``: NCCL for CUDA, gloo otherwise."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def local_device(device: torch.device) -> torch.device:
+    """This process's device: ``cuda:LOCAL_RANK`` for a CUDA run under torchrun, else ``device``.
+
+    NCCL needs a distinct GPU per process on a machine; a rank whose local index has no GPU
+    is a configuration error (too many processes for the visible GPUs).
+    """
+    if device.type != "cuda" or not launched_by_torchrun():
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    visible = torch.cuda.device_count()
+    if local_rank >= visible:
+        raise ConfigError(f"--nproc starts {os.environ.get('LOCAL_WORLD_SIZE', local_rank + 1)} processes on this "
+                          f"machine but only {visible} CUDA device(s) are visible, and each process needs its own "
+                          f"GPU; use --nproc {max(visible, 1)} or fewer, or device=cpu")
+    return torch.device("cuda", local_rank)
+
+
 def init(device: torch.device) -> None:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA).
+    """Join the process group torchrun describes (gloo on CPU, NCCL on this rank's GPU).
 
     ``torch.distributed.nn.functional`` is imported first, on purpose. Its functions take
     ``group=group.WORLD`` as a default argument, evaluated once, when the module is first
@@ -43,16 +69,10 @@ def init(device: torch.device) -> None:
         return
     import torch.distributed.nn.functional  # noqa: F401  (see the docstring: must precede init_process_group)
 
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    device = local_device(device)
     if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def local_device(device: torch.device) -> torch.device:
-    if device.type == "cuda" and launched_by_torchrun():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend_for(device))
 
 
 def rank() -> int:
@@ -77,7 +97,8 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
         return model
     sparse_buffers = [name for name, buf in model.named_buffers() if buf.layout != torch.strided]
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse_buffers)
-    return DistributedDataParallel(model, forward_sync_buffers=False)
+    device_ids = [model.device.index] if model.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, forward_sync_buffers=False)
 
 
 def shard(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
