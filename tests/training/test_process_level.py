@@ -6,17 +6,20 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 
+# The rank and CLI subprocesses must import this checkout, not whichever recsys is installed.
+REPO = Path(__file__).resolve().parents[2]
 SMALL = ["dataset.synthetic.n_users=300", "dataset.synthetic.n_items=150", "train.batch_size=256",
          "train.lr=0.01", "train.progress=false", "model.n_layers=2", "eval.metrics=[recall,ndcg]"]
 
 
 def _recsys(*args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return [sys.executable, "-m", "recsys", *args], env
 
 
