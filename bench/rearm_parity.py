@@ -1,0 +1,595 @@
+"""REARM parity: the public reference code and recsys on identical inputs (issue 13, item 2).
+
+Both sides train REARM with the reference README's Sports hyper-parameters
+(``configs/experiments/rearm_sports.yaml``; the harness checks the two agree flag by flag), the
+same seed, the same number of threads (torch threads and the OMP/MKL variables) and the
+same number of epochs (no early stopping), on one input folder built by
+``bench/parity_data.py``: the 3,000 most popular items of the Sports split, their users with
+at least 5 train interactions and at least one valid and one test interaction among them, the
+real 384-d text features and seeded 4096-d stand-in image features. Our side trains the
+user-interest tables (``model.train_user_interest: true``), as the published model does.
+
+The reference evaluates the valid split after every epoch; we evaluate every 5 epochs and
+after the last; both are compared at our evaluation epochs. Verdict: PASS when every compared
+valid Recall@20 of ours lies within ±3 % of the reference's. The random streams of the two
+codes differ (initialisation order, negatives, dropout), so only statistics can agree.
+
+Recorded in ``bench/results/rearm_parity.json`` (plot: ``rearm_parity.png``): per-epoch losses,
+valid Recall@20 / NDCG@20, epoch wall and CPU seconds (the process's user + system time) of
+both sides, setup seconds, peak memory, the 1/5/15-minute load average before, during (sampled
+every 5 s) and after each side, the commit, date, threads and CPU count, and how often the
+top-k co-occurrence neighbour sets differ (the one accepted difference: ties at the k-th
+count are broken by lower index here and by ``torch.topk``'s order there; measured on the
+neighbour lists the reference saves, ``data/<name>/dict_*_co_occ_graph.pt``). A normal run
+also writes its section of bench/README.md.
+
+Reference code and interpreter (never part of this repository):
+
+    (a clone of github MrShouxingMa/REARM in /path/to/REARM)  git -C /path/to/REARM checkout 6502a00
+    python3 -m venv /path/to/refenv
+    /path/to/refenv/bin/pip install "numpy<1.24" "scipy==1.11.*" "torch==2.*" tqdm matplotlib tensorboardX
+
+(The reference was published with Python 3.8 and torch 1.13; it imports numpy, scipy, torch,
+tqdm, matplotlib and tensorboardX. A CPU build of torch 2.x suffices; the harness itself runs
+under this project's interpreter.) The reference's files are copied to a temporary folder
+and changed there only by the compatibility edits in ``REFERENCE_EDITS`` (each one fails the
+run if its text is not found); the checkout is left untouched. The reference runs with
+``--num_workers 0`` (negatives drawn in the training process, so the thread count holds) and,
+on CPU, ``--use_gpu ''`` (its boolean flag is false only for an empty string).
+
+    python bench/rearm_parity.py --reference /path/to/REARM --reference-python /path/to/refenv/bin/python
+    python bench/rearm_parity.py              # our side only (no comparison)
+
+Run the full comparison on an otherwise idle machine: each side's epoch seconds are recorded.
+With ``--work DIR`` the inputs, logs and the reference copy are kept there, and a side whose log
+there already holds every epoch is not run again (a killed comparison resumes with the side
+that had not finished).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, RESULTS, SHARED_DATA, commit, write_readme_section  # noqa: E402
+from parity_data import build_parity_dataset  # noqa: E402
+
+from recsys import io  # noqa: E402
+
+OUT = RESULTS / "rearm_parity.json"
+EXPERIMENT = REPO / "configs" / "experiments" / "rearm_sports.yaml"
+LOGGER = Path(__file__).resolve().parent / "rearm_parity_logger.py"
+REFERENCE_COMMIT = "6502a00"
+DATASET_NAME = "parity"
+EVAL_EVERY = 5
+TOLERANCE = 0.03
+LOAD_SAMPLE_SECONDS = 5.0
+BEGIN, END = "<!-- rearm_parity:begin -->", "<!-- rearm_parity:end -->"
+SIDE_COLOURS = {"reference": "tab:blue", "ours": "tab:orange"}
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the one occurrence of ``pattern`` in ``path`` (relative to the reference root)."""
+
+    path: str
+    pattern: str
+    replacement: str
+    why: str
+
+
+REFERENCE_EDITS = (
+    Edit("utils/data_loader.py",
+         "random.sample(self.all_set - set(self.user_items_dict[user]), 1)[0]",
+         "random.sample(tuple(self.all_set - set(self.user_items_dict[user])), 1)[0]",
+         "Python >= 3.11 rejects a set in random.sample; Python <= 3.10 turned the set into a tuple "
+         "itself, so the negatives drawn are the same"),
+    Edit("main.py", "from model import REARM\n", "from model import REARM\nimport parity_log\n",
+         "import the harness's JSON epoch logger (bench/rearm_parity_logger.py, copied in as parity_log.py)"),
+    Edit("main.py",
+         "            train_loss = train(self, epoch_idx)\n",
+         "            parity_log.train_started()\n"
+         "            train_loss = train(self, epoch_idx)\n"
+         "            parity_log.train_finished(train_loss)\n",
+         "time each training epoch (wall and CPU seconds) and keep its mean losses"),
+    Edit("main.py",
+         "            valid_output = res_output(",
+         "            parity_log.validated(epoch_idx, valid_result, time() - valid_start_time)\n"
+         "            valid_output = res_output(",
+         "append the epoch's JSON record once the valid split is evaluated"),
+)
+
+# Reference command-line flag -> where the same value lives in our experiment config.
+FLAG_TO_CONFIG = {
+    "num_layer": ("model", "n_layers"),
+    "reg_weight": ("train", "weight_decay"),
+    "rank": ("model", "rank"),
+    "s_drop": ("model", "s_drop"),
+    "m_drop": ("model", "m_drop"),
+    "u_mm_image_weight": ("model", "user_modality_weights", "image"),
+    "i_mm_image_weight": ("model", "item_modality_weights", "image"),
+    "uu_co_weight": ("model", "uu_co_weight"),
+    "ii_co_weight": ("model", "ii_co_weight"),
+    "user_knn_k": ("model", "user_knn_k"),
+    "item_knn_k": ("model", "item_knn_k"),
+    "n_ii_layers": ("model", "n_ii_layers"),
+    "n_uu_layers": ("model", "n_uu_layers"),
+    "cl_tmp": ("model", "cl_tmp"),
+    "cl_loss_weight": ("model", "cl_loss_weight"),
+    "diff_loss_weight": ("model", "diff_loss_weight"),
+    "l_r": ("train", "lr"),
+    "batch_size": ("train", "batch_size"),
+    "embedding_dim": ("model", "embedding_size"),
+}
+
+
+# --------------------------------------------------------------------------- reference code
+def apply_edits(root: Path, edits=REFERENCE_EDITS) -> None:
+    """Apply ``edits`` to the files under ``root``; a pattern found zero or several times is an error."""
+    for edit in edits:
+        path = root / edit.path
+        text = path.read_text()
+        found = text.count(edit.pattern)
+        if found != 1:
+            raise RuntimeError(
+                f"compatibility edit of {edit.path} ({edit.why}) expects its text exactly once, found it {found} "
+                f"times: {edit.pattern!r}. Is {root} a checkout of MrShouxingMa/REARM at commit {REFERENCE_COMMIT}?")
+        path.write_text(text.replace(edit.pattern, edit.replacement))
+
+
+def readme_sports_flags(readme: Path) -> dict[str, str]:
+    """The ``--flag=value`` pairs of the reference README's Sports command (quotes stripped)."""
+    for line in readme.read_text().splitlines():
+        if line.strip().startswith("python main.py") and "--dataset='sports'" in line:
+            flags = {}
+            for token in line.split()[2:]:
+                if not token.startswith("--") or "=" not in token:
+                    raise RuntimeError(f"{readme}: cannot read '{token}' in the Sports command: {line.strip()}")
+                key, value = token[2:].split("=", 1)
+                flags[key] = value.strip("'\"")
+            return flags
+    raise RuntimeError(f"{readme} has no 'python main.py --dataset='sports' ...' line; "
+                       f"is it the README of MrShouxingMa/REARM at commit {REFERENCE_COMMIT}?")
+
+
+def _config_value(config: dict, path: tuple[str, ...]):
+    value = config
+    for key in path:
+        value = value[key]
+    return value
+
+
+def reference_hyper_parameters(config: dict, readme_flags: dict[str, str] | None) -> dict[str, str]:
+    """Reference flags with our config's values; each flag the README's Sports command sets must agree."""
+    flags = {flag: str(_config_value(config, path)) for flag, path in FLAG_TO_CONFIG.items()}
+    for flag, value in (readme_flags or {}).items():
+        if flag == "dataset":
+            continue
+        if flag not in FLAG_TO_CONFIG:
+            raise RuntimeError(f"the reference README's Sports command sets --{flag}, which the harness does not map "
+                               f"to our config; add it to FLAG_TO_CONFIG")
+        ours = _config_value(config, FLAG_TO_CONFIG[flag])
+        if not math.isclose(float(value), float(ours), rel_tol=1e-9, abs_tol=0.0):
+            raise RuntimeError(f"{EXPERIMENT.relative_to(REPO)} sets {'.'.join(FLAG_TO_CONFIG[flag])} = {ours}, "
+                               f"the reference README's Sports command --{flag}={value}")
+    return flags
+
+
+def prepare_reference(reference: Path, data: Path, copy: Path) -> Path:
+    """A copy of the reference's code in ``copy`` with the edits applied and ``data/<name>/``
+    holding links to the built input files."""
+    if not (reference / "main.py").is_file():
+        raise FileNotFoundError(f"{reference / 'main.py'} does not exist: --reference must be a checkout of "
+                                f"github MrShouxingMa/REARM (commit {REFERENCE_COMMIT})")
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(reference, copy, ignore=shutil.ignore_patterns(".git", "data", "images", "log", "runs"))
+    apply_edits(copy)
+    shutil.copy(LOGGER, copy / "parity_log.py")
+    target = copy / "data" / DATASET_NAME
+    target.mkdir(parents=True)
+    for name in ("train.npy", "valid.npy", "test.npy", "image_feat.npy", "text_feat.npy"):
+        (target / name).symlink_to((data / name).resolve())
+    return copy
+
+
+def reference_command(python: str, flags: dict[str, str], epochs: int, seed: int, device: str) -> list[str]:
+    return [python, "main.py", f"--dataset={DATASET_NAME}", *(f"--{k}={v}" for k, v in flags.items()),
+            f"--seed={seed}", f"--num_epoch={epochs}", f"--stopping_step={epochs}", "--num_workers=0",
+            f"--use_gpu={'1' if device == 'cuda' else ''}"]
+
+
+# --------------------------------------------------------------------------- our side
+def ours_config(data: Path, epochs: int, seed: int, threads: int, device: str, output_dir: Path) -> dict:
+    from recsys.config import load_yaml
+
+    raw = load_yaml(EXPERIMENT)
+    raw["dataset"] = {"format": "rearm", "path": str(data), "name": DATASET_NAME, "modalities": ["image", "text"]}
+    raw["model"]["train_user_interest"] = True
+    raw["train"].update(epochs=epochs, eval_every=EVAL_EVERY, patience=epochs + 1, progress=False)
+    raw["eval"] = {"ks": [20], "metrics": ["recall", "ndcg"]}
+    raw.update(seed=seed, device=device, threads=threads, cache_dir=None, output_dir=str(output_dir))
+    return raw
+
+
+def run_ours_worker(args) -> None:
+    """Our side in its own process: the same JSON epoch records as the reference's logger."""
+    import resource
+
+    import torch
+
+    from recsys.config import resolve
+    from recsys.training.run import build
+    from recsys.training.trainer import Trainer
+
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    config = resolve(ours_config(args.data, args.epochs, args.seed, args.threads, args.device, args.run_dir))
+    _, model, task = build(config, torch.device(args.device))
+    setup_seconds = time.perf_counter() - started
+    first = [True]
+
+    def log(record: dict) -> None:
+        out = {"epoch": record["epoch"], "train_seconds": record["train_seconds"],
+               "train_cpu_seconds": record["train_cpu_seconds"],
+               **{k: record[k] for k in ("loss", "bpr", "contrast", "orthogonality")},
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if "eval_seconds" in record:
+            out["valid"] = {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("valid/")}
+            out["eval_seconds"] = record["eval_seconds"]
+        if first[0]:
+            out.update(setup_seconds=setup_seconds, torch_threads=torch.get_num_threads())
+            first[0] = False
+        io.append_jsonl(args.log, out)
+
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    Trainer(model, task, config["train"], args.run_dir, on_epoch_end=[log]).fit()
+
+
+# --------------------------------------------------------------------------- running a side
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def finished(log: Path, epochs: int) -> bool:
+    """Whether ``log`` (and its ``.run.json`` run record) hold a completed side of ``epochs`` epochs."""
+    records = read_log(log)
+    return log.with_suffix(".run.json").is_file() and bool(records) and records[-1]["epoch"] == epochs
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def run_side(name: str, command: list[str], cwd: Path, env: dict, log: Path, console: Path, epochs: int) -> dict:
+    """Run one side to completion; its epoch records (from ``log``) and load averages.
+
+    A side whose ``log`` and ``<log>.run.json`` already hold ``epochs`` epochs is not run again.
+    """
+    meta_path = log.with_suffix(".run.json")
+    if finished(log, epochs):
+        print(f"{name}: complete log found in {log}, not run again", flush=True)
+        return {**json.loads(meta_path.read_text()), "epochs": read_log(log)}
+    log.unlink(missing_ok=True)
+    samples: list[tuple[float, float]] = []
+    before = _load()
+    started = time.perf_counter()
+    print(f"{name}: {' '.join(command)}  (in {cwd}, output in {console})", flush=True)
+    with open(console, "w") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            samples.append((round(time.perf_counter() - started, 1), round(os.getloadavg()[0], 2)))
+            try:
+                process.wait(timeout=LOAD_SAMPLE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+    wall = time.perf_counter() - started
+    after = _load()
+    if process.returncode != 0:
+        tail = "\n".join(console.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"{name} side failed (exit {process.returncode}); last lines of {console}:\n{tail}")
+    records = read_log(log)
+    if not records or records[-1]["epoch"] != epochs:
+        raise RuntimeError(f"{name} side finished without logging epoch {epochs} in {log}; see {console}")
+    during = [load for _, load in samples]
+    meta = {"command": command, "wall_seconds": wall,
+            "load_average": {"before": before, "after": after,
+                             "during_1min": {"mean": round(float(np.mean(during)), 2) if during else None,
+                                             "max": max(during) if during else None,
+                                             "samples": samples}}}
+    io.write_json(meta_path, meta)
+    return {**meta, "epochs": records}
+
+
+def thread_env(threads: int) -> dict:
+    env = dict(os.environ)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[variable] = str(threads)
+    return env
+
+
+# --------------------------------------------------------------------------- comparison
+def neighbour_sets_differ(reference_lists: dict, counts, indices, n_neighbours, k: int) -> dict:
+    """How many rows' top-k co-occurrence neighbour sets differ between the reference and us.
+
+    ``reference_lists[i] = [neighbours, counts]`` as the reference saves them (best first);
+    its row keeps the first k. Ours: :func:`recsys.graphs.cooccurrence.cooccurrence_topk`.
+    A differing row whose kept counts are the same multiset differs only in which of the
+    nodes tied at the k-th count were kept (``tie_only``); any other difference is ``other``.
+    Rows without any co-occurring node (popularity fallback on both sides) are counted apart.
+    """
+    rows = with_neighbours = differ = tie_only = 0
+    for row in range(len(n_neighbours)):
+        rows += 1
+        n = int(n_neighbours[row])
+        ref_nodes, ref_counts = reference_lists[row][0][:k], reference_lists[row][1][:k]
+        if n == 0 and not ref_nodes:
+            continue
+        with_neighbours += 1
+        ours_nodes = [int(v) for v in indices[row][:n]]
+        if set(ours_nodes) != {int(v) for v in ref_nodes}:
+            differ += 1
+            ours_counts = sorted(float(v) for v in counts[row][:n])
+            tie_only += ours_counts == sorted(float(v) for v in ref_counts)
+    return {"k": k, "rows": rows, "rows_with_neighbours": with_neighbours, "rows_differing": differ,
+            "share_differing": differ / with_neighbours if with_neighbours else 0.0,
+            "tie_only": tie_only, "other": differ - tie_only}
+
+
+def neighbour_agreement(reference_copy: Path, data: Path, user_k: int, item_k: int) -> dict:
+    """Compare the reference's saved co-occurrence neighbour lists with ours, users and items."""
+    import torch
+
+    from recsys.data.rearm import read_rearm
+    from recsys.graphs.cooccurrence import cooccurrence_topk
+
+    train = read_rearm(data, modalities=[]).csr("train")
+    out = {}
+    for kind, incidence, k in (("users", train, user_k), ("items", train.T.tocsr(), item_k)):
+        saved = reference_copy / "data" / DATASET_NAME / f"dict_{kind[:-1]}_co_occ_graph.pt"
+        lists = torch.load(saved, weights_only=True)
+        counts, indices, n_neighbours = cooccurrence_topk(incidence, k)
+        out[kind] = neighbour_sets_differ(lists, counts.numpy(), indices.numpy(), n_neighbours.numpy(), k)
+    return out
+
+
+def checkpoints(epochs: int) -> list[int]:
+    return [e for e in range(1, epochs + 1) if e % EVAL_EVERY == 0 or e == epochs]
+
+
+def compare(reference: list[dict], ours: list[dict], epochs: int) -> dict:
+    """Valid Recall@20 / NDCG@20 of both at our evaluation epochs, loss ratios, and the verdict."""
+    ref_by_epoch = {r["epoch"]: r for r in reference}
+    ours_by_epoch = {r["epoch"]: r for r in ours}
+    rows = []
+    for epoch in checkpoints(epochs):
+        ref, own = ref_by_epoch[epoch]["valid"], ours_by_epoch[epoch]["valid"]
+        gap = own["recall@20"] / ref["recall@20"] - 1 if ref["recall@20"] > 0 else (
+            0.0 if own["recall@20"] == 0 else math.inf)
+        rows.append({"epoch": epoch, "reference_recall@20": ref["recall@20"], "ours_recall@20": own["recall@20"],
+                     "reference_ndcg@20": ref["ndcg@20"], "ours_ndcg@20": own["ndcg@20"],
+                     "recall_gap": gap, "within_tolerance": abs(gap) <= TOLERANCE})
+    losses = [{"epoch": e, **{f"{term}_gap": ours_by_epoch[e][term] / ref_by_epoch[e][term] - 1
+                              for term in ("loss", "bpr") if ref_by_epoch[e][term]}}
+              for e in range(1, epochs + 1)]
+    return {"tolerance": TOLERANCE, "checkpoints": rows, "losses": losses,
+            "verdict": "PASS" if all(r["within_tolerance"] for r in rows) else "FAIL"}
+
+
+def timing(side: dict) -> dict:
+    epochs = side["epochs"]
+    wall = [r["train_seconds"] for r in epochs]
+    cpu = [r["train_cpu_seconds"] for r in epochs]
+    evals = [r["eval_seconds"] for r in epochs if "eval_seconds" in r]
+    return {"median_epoch_seconds": float(np.median(wall)), "median_epoch_cpu_seconds": float(np.median(cpu)),
+            "mean_epoch_seconds": float(np.mean(wall)), "mean_epoch_cpu_seconds": float(np.mean(cpu)),
+            "median_eval_seconds": float(np.median(evals)) if evals else None,
+            "setup_seconds": epochs[0].get("setup_seconds"), "torch_threads": epochs[0].get("torch_threads"),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in epochs), "wall_seconds": side["wall_seconds"]}
+
+
+# --------------------------------------------------------------------------- outputs
+def plot(results: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 7.5))
+    axes = fig.subplots(2, 2)
+    sides = [(n, results["sides"][n]) for n in ("reference", "ours") if n in results["sides"]]
+    for name, side in sides:
+        colour = SIDE_COLOURS[name]
+        epochs = [r["epoch"] for r in side["epochs"]]
+        axes[0][0].plot(epochs, [r["loss"] for r in side["epochs"]], "-o", color=colour, label=f"{name} total")
+        axes[0][0].plot(epochs, [r["bpr"] for r in side["epochs"]], "--", color=colour, label=f"{name} BPR")
+        marks = [r for r in side["epochs"] if "valid" in r]
+        for metric, style in (("recall@20", "-o"), ("ndcg@20", "--s")):
+            axes[0][1].plot([r["epoch"] for r in marks], [r["valid"][metric] for r in marks], style, color=colour,
+                            markersize=4, label=f"{name} {metric}")
+        axes[1][0].plot(epochs, [r["train_seconds"] for r in side["epochs"]], "-o", color=colour, label=f"{name} wall")
+        axes[1][0].plot(epochs, [r["train_cpu_seconds"] for r in side["epochs"]], "--", color=colour,
+                        label=f"{name} CPU")
+        samples = side["load_average"]["during_1min"]["samples"]
+        axes[1][1].plot([t for t, _ in samples], [v for _, v in samples], color=colour, label=name)
+    titles = ("mean training loss per epoch", "valid Recall@20 / NDCG@20",
+              f"training seconds per epoch ({results['threads']} threads)", "1-minute load average while running")
+    xlabels = ("epoch", "epoch", "epoch", "seconds since the side started")
+    for axis, title, xlabel in zip((a for row in axes for a in row), titles, xlabels):
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel(xlabel)
+        axis.legend(fontsize=8)
+    fig.suptitle(f"REARM parity, commit {results['commit']}: {results.get('verdict', 'our side only')}")
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def markdown(results: dict) -> str:
+    data = results["data"]
+    lines = [BEGIN, "## REARM against the reference code (`rearm_parity.py`)", "",
+             f"Commit {results['commit']}, {results['date']}; reference code "
+             f"MrShouxingMa/REARM {results.get('reference_commit', REFERENCE_COMMIT)} under "
+             f"`{results.get('reference_python', 'n/a')}`. Input (both sides read the same files): the "
+             f"{data['n_items_requested']:,} most popular Sports items and their users with at least "
+             f"{data['min_train']} train interactions and a valid and a test interaction among them "
+             f"({data['users']:,} users, {data['items']:,} items, {data['train']:,} train interactions), real "
+             f"384-d text features and seeded 4096-d stand-in image features. The reference README's Sports "
+             f"hyper-parameters, seed {results['seed']}, {results['threads']} threads on a "
+             f"{results['cpu_count']}-CPU machine, {results['epochs']} epochs without early stopping; our side "
+             f"trains the user-interest tables as the reference does. Pass: every valid Recall@20 of ours within "
+             f"±{TOLERANCE:.0%} of the reference's at our evaluation epochs (every {EVAL_EVERY}).", ""]
+    if "comparison" in results:
+        lines += ["| epoch | reference R@20 | ours R@20 | gap | reference N@20 | ours N@20 |",
+                  "|---|---|---|---|---|---|"]
+        for row in results["comparison"]["checkpoints"]:
+            lines.append(f"| {row['epoch']} | {row['reference_recall@20']:.4f} | {row['ours_recall@20']:.4f} | "
+                         f"{row['recall_gap']:+.1%} | {row['reference_ndcg@20']:.4f} | {row['ours_ndcg@20']:.4f} |")
+        lines += ["", f"**{results['verdict']}**.", ""]
+    lines += ["| side | s/epoch (wall, median) | CPU s/epoch (median) | setup s | peak RSS MB | "
+              "load before / during (mean, max) / after |", "|---|---|---|---|---|---|"]
+    for name, side in results["sides"].items():
+        t, load = side["timing"], side["load_average"]
+        lines.append(f"| {name} | {t['median_epoch_seconds']:.2f} | {t['median_epoch_cpu_seconds']:.2f} | "
+                     f"{t['setup_seconds']:.1f} | {t['peak_rss_mb']:.0f} | {load['before'][0]} / "
+                     f"{load['during_1min']['mean']}, {load['during_1min']['max']} / {load['after'][0]} |")
+    if "neighbours" in results:
+        parts = [f"{kind} {v['share_differing']:.1%} of {v['rows_with_neighbours']:,} rows (k = {v['k']}; "
+                 f"{v['other']} not explained by a tie)" for kind, v in results["neighbours"].items()]
+        lines += ["", "Accepted difference, ties at the k-th co-occurrence count broken differently: the top-k "
+                  "neighbour sets differ for " + "; ".join(parts) + "."]
+    lines += ["", "The reference needs its own interpreter: `python3 -m venv refenv && refenv/bin/pip install "
+              "\"numpy<1.24\" \"scipy==1.11.*\" \"torch==2.*\" tqdm matplotlib tensorboardX` (a CPU build of torch "
+              "suffices), then `python bench/rearm_parity.py --reference REARM_CHECKOUT --reference-python "
+              "refenv/bin/python`. The script's docstring lists the compatibility edits it applies to a "
+              "temporary copy of the reference. Plot: `results/rearm_parity.png`.", "", END]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", type=Path, help="checkout of github MrShouxingMa/REARM (commit 6502a00); "
+                        "omitted: our side only")
+    parser.add_argument("--reference-python", default=None,
+                        help="interpreter for the reference (see the docstring for how to make one)")
+    parser.add_argument("--source", type=Path, default=SHARED_DATA / "amazon" / "sports",
+                        help="REARM split folder with text_feat.npy to take the input from")
+    parser.add_argument("--items", type=int, default=3000, help="most popular items kept")
+    parser.add_argument("--min-train", type=int, default=5, help="train interactions a kept user keeps")
+    parser.add_argument("--image-dim", type=int, default=4096, help="columns of the stand-in image features")
+    parser.add_argument("--epochs", type=int, default=45)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--work", type=Path, default=None, help="keep inputs, logs and the reference copy here")
+    parser.add_argument("--out", type=Path, default=OUT, help="results JSON (the plot goes beside it, .png)")
+    parser.add_argument("--no-readme", action="store_true", help="do not write the bench/README.md section")
+    parser.add_argument("--ours-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.reference is not None and not args.reference_python:
+        parser.error("--reference needs --reference-python (an interpreter with the reference's packages)")
+    if args.epochs < 1 or args.threads < 1:
+        parser.error("--epochs and --threads must be positive")
+    return args
+
+
+def run(args) -> dict:
+    from recsys.config import resolve
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="rearm_parity_"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    subset = build_parity_dataset(args.source, data, n_items=args.items, min_train=args.min_train,
+                                  image_dim=args.image_dim, seed=0, name=DATASET_NAME)
+    config = resolve(ours_config(data, args.epochs, args.seed, args.threads, args.device, work / "ours_runs"))
+    results = {"commit": commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+               "epochs": args.epochs, "seed": args.seed, "device": args.device, "eval_every": EVAL_EVERY,
+               "data": {"source": str(args.source), "n_items_requested": args.items, "min_train": args.min_train,
+                        "image_dim": args.image_dim, "image_seed": 0, **{k: subset.stats()[k] for k in
+                                                                          ("users", "items", "train", "valid", "test")}},
+               "config": {"model": config["model"], "train": config["train"]}, "sides": {}}
+    env = thread_env(args.threads)
+    if args.reference is not None:
+        flags = reference_hyper_parameters(config, readme_sports_flags(args.reference / "README.md"))
+        command = reference_command(args.reference_python, flags, args.epochs, args.seed, args.device)
+        log = work / "reference.jsonl"
+        copy = work / "reference"
+        if not finished(log, args.epochs):
+            prepare_reference(args.reference, data, copy)
+        side = run_side("reference", command, copy, {**env, "PARITY_LOG": str(log)}, log,
+                        work / "reference.out", args.epochs)
+        results.update(reference_commit=_git_head(args.reference), reference_python=args.reference_python,
+                       reference_edits=[e.__dict__ for e in REFERENCE_EDITS])
+        results["sides"]["reference"] = side
+    log = work / "ours.jsonl"
+    command = [sys.executable, str(Path(__file__).resolve()), "--ours-worker", "--data", str(data),
+               "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads),
+               "--device", args.device, "--log", str(log), "--run-dir", str(work / "ours_run")]
+    shutil.rmtree(work / "ours_run", ignore_errors=True)
+    results["sides"]["ours"] = run_side("ours", command, REPO, {**env, "PYTHONPATH": str(REPO)}, log,
+                                        work / "ours.out", args.epochs)
+    for side in results["sides"].values():
+        side["timing"] = timing(side)
+    if args.reference is not None:
+        results["comparison"] = compare(results["sides"]["reference"]["epochs"], results["sides"]["ours"]["epochs"],
+                                        args.epochs)
+        results["verdict"] = results["comparison"]["verdict"]
+        results["neighbours"] = neighbour_agreement(work / "reference", data, int(config["model"]["user_knn_k"]),
+                                                    int(config["model"]["item_knn_k"]))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _git_head(path: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"unknown (not a git checkout; {REFERENCE_COMMIT} expected)"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.ours_worker:
+        run_ours_worker(args)
+        return 0
+    results = run(args)
+    io.write_json(args.out, results)
+    plot(results, args.out.with_suffix(".png"))
+    if not args.no_readme:
+        write_readme_section(markdown(results), BEGIN, END)
+    for row in results.get("comparison", {}).get("checkpoints", []):
+        print(f"epoch {row['epoch']:3d}  valid R@20 reference {row['reference_recall@20']:.4f}  "
+              f"ours {row['ours_recall@20']:.4f}  gap {row['recall_gap']:+.1%}")
+    for row in results.get("comparison", {}).get("losses", []):
+        print(f"epoch {row['epoch']:3d}  loss ours/reference - 1: total {row.get('loss_gap', math.nan):+.2%}, "
+              f"BPR {row.get('bpr_gap', math.nan):+.2%}")
+    for name, side in results["sides"].items():
+        t = side["timing"]
+        print(f"{name}: {t['median_epoch_seconds']:.2f} s/epoch wall, {t['median_epoch_cpu_seconds']:.2f} CPU s/epoch "
+              f"(median), setup {t['setup_seconds']:.1f} s")
+    print(results.get("verdict", "our side only: no comparison (give --reference)"))
+    return 0 if results.get("verdict", "PASS") == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

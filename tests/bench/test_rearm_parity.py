@@ -1,0 +1,197 @@
+"""bench/rearm_parity.py: its input builder, reference edits, flag check, comparisons and a
+run of our side on a tiny input (the reference side needs a checkout of the reference code
+and its interpreter, so it is not run here)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.data import Dataset
+from recsys.data.rearm import read_rearm, write_rearm
+
+REPO = Path(__file__).resolve().parents[2]
+
+sys.path.insert(0, str(REPO / "bench"))
+import rearm_parity  # noqa: E402
+import rearm_parity_logger  # noqa: E402
+from parity_data import build_parity_dataset  # noqa: E402
+
+
+def skewed_source(folder: Path, n_users: int = 90, n_items: int = 60, seed: int = 0) -> Dataset:
+    """Random interactions with a popularity skew and uneven user activity, written as a REARM folder."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_items + 1)
+    rows = {"train": [], "valid": [], "test": []}
+    for user in range(n_users):
+        items = rng.choice(n_items, size=int(rng.integers(3, 16)), replace=False, p=weights / weights.sum())
+        labels = rng.choice(3, size=items.size, p=[0.7, 0.15, 0.15])
+        for item, label in zip(items, labels):
+            rows[("train", "valid", "test")[label]].append((user, int(item)))
+    arrays = {k: np.array(v, dtype=np.int64).T.reshape(2, -1) for k, v in rows.items()}
+    features = {"text": rng.standard_normal((n_items, 8)).astype(np.float32)}
+    dataset = Dataset("skewed", n_users, n_items, arrays["train"], arrays["valid"], arrays["test"], features)
+    write_rearm(dataset, folder)
+    return dataset
+
+
+def brute_force_subset(source: Dataset, n_items: int, min_train: int) -> tuple[set, set]:
+    popularity = {i: int((source.train[1] == i).sum()) for i in range(source.n_items)}
+    popular = set(sorted(popularity, key=lambda i: (-popularity[i], i))[:n_items])
+    users = set()
+    for user in range(source.n_users):
+        count = {s: sum(1 for u, i in source.split(s).T if u == user and i in popular) for s in ("train", "valid", "test")}
+        if count["train"] >= min_train and count["valid"] >= 1 and count["test"] >= 1:
+            users.add(user)
+    pairs = {(s, int(u), int(i)) for s in ("train", "valid", "test") for u, i in source.split(s).T
+             if u in users and i in popular}
+    return users, pairs
+
+
+def test_builder_keeps_the_popular_items_and_their_well_observed_users(tmp_path):
+    source = skewed_source(tmp_path / "source")
+    built = build_parity_dataset(tmp_path / "source", tmp_path / "out", n_items=20, min_train=4, image_dim=16, seed=3)
+    users, pairs = brute_force_subset(source, 20, 4)
+    back = read_rearm(tmp_path / "out", modalities=["image", "text"])
+    raw_users, raw_items = back.user_ids.astype(int), back.item_ids.astype(int)
+    assert set(raw_users) == users and back.n_users == len(users)
+    assert np.all(np.diff(raw_users) > 0) and np.all(np.diff(raw_items) > 0)   # dense, in source order
+    got = {(s, int(raw_users[u]), int(raw_items[i])) for s in ("train", "valid", "test") for u, i in back.split(s).T}
+    assert got == pairs
+    assert set(raw_items) == {i for _, _, i in pairs}                           # no item without interactions
+    np.testing.assert_array_equal(back.features["text"], source.features["text"][raw_items])
+    assert back.features["image"].shape == (back.n_items, 16)
+    np.testing.assert_array_equal(back.features["image"], built.features["image"])
+    again = build_parity_dataset(tmp_path / "source", tmp_path / "again", n_items=20, min_train=4, image_dim=16, seed=3)
+    np.testing.assert_array_equal(again.features["image"], built.features["image"])
+
+
+def test_builder_names_the_missing_text_features(tmp_path):
+    source = skewed_source(tmp_path / "source")
+    (tmp_path / "source" / "text_feat.npy").unlink()
+    with pytest.raises(ValueError, match="text_feat.npy"):
+        build_parity_dataset(tmp_path / "source", tmp_path / "out", n_items=10)
+    assert source.n_users == 90
+
+
+def test_edits_replace_their_text_once_and_fail_clearly(tmp_path):
+    (tmp_path / "a.py").write_text("x = sample(pool)\nprint(x)\n")
+    edits = (rearm_parity.Edit("a.py", "sample(pool)", "sample(tuple(pool))", "why"),)
+    rearm_parity.apply_edits(tmp_path, edits)
+    assert (tmp_path / "a.py").read_text() == "x = sample(tuple(pool))\nprint(x)\n"
+    with pytest.raises(RuntimeError, match=r"a.py .*found it 0 times"):
+        rearm_parity.apply_edits(tmp_path, edits)
+    (tmp_path / "a.py").write_text("sample(pool); sample(pool)\n")
+    with pytest.raises(RuntimeError, match="found it 2 times"):
+        rearm_parity.apply_edits(tmp_path, edits)
+
+
+def test_every_reference_edit_names_a_reason_and_changes_its_text():
+    for edit in rearm_parity.REFERENCE_EDITS:
+        assert edit.why and edit.pattern != edit.replacement and edit.pattern.strip()
+
+
+def _sports_readme(tmp_path: Path, rank: str) -> Path:
+    line = ("python main.py --dataset='sports' --num_layer=5  --reg_weight=0.05 --rank=" + rank + " --s_drop=1 "
+            "--m_drop=0.2 --u_mm_image_weight=0 --i_mm_image_weight=0.2 --uu_co_weight=0.9 --ii_co_weight=0.2 "
+            "--user_knn_k=25 --item_knn_k=5 --n_ii_layers=2 --n_uu_layers=2 --cl_tmp=1.5 --cl_loss_weight=1e-3 "
+            "--diff_loss_weight=5e-4")
+    path = tmp_path / "README.md"
+    path.write_text(f"# REARM\n\n* Baby dataset\n```\npython main.py --dataset='baby' --rank=3\n```\n\n```\n{line}\n```\n")
+    return path
+
+
+def _our_config(tmp_path: Path) -> dict:
+    from recsys.config import resolve
+
+    return resolve(rearm_parity.ours_config(tmp_path, 3, 1, 1, "cpu", tmp_path))
+
+
+def test_reference_flags_come_from_our_config_and_must_match_the_readme(tmp_path):
+    config = _our_config(tmp_path)
+    flags = rearm_parity.reference_hyper_parameters(
+        config, rearm_parity.readme_sports_flags(_sports_readme(tmp_path, "7")))
+    assert flags["rank"] == "7" and flags["num_layer"] == "5" and flags["u_mm_image_weight"] == "0.0"
+    assert flags["l_r"] == str(config["train"]["lr"]) and flags["reg_weight"] == "0.05"
+    assert config["model"]["train_user_interest"] is True
+    with pytest.raises(RuntimeError, match=r"model.rank = 7.*--rank=3"):
+        rearm_parity.reference_hyper_parameters(config, rearm_parity.readme_sports_flags(_sports_readme(tmp_path, "3")))
+    command = rearm_parity.reference_command("py", flags, 4, 9, "cpu")
+    assert "--num_epoch=4" in command and "--stopping_step=4" in command and "--use_gpu=" in command
+
+
+def test_neighbour_sets_count_tie_only_and_other_differences():
+    reference = {0: [[1, 2, 3], [3.0, 2.0, 2.0]],      # keeps 1, 2 (tie at 2 between 2 and 3)
+                 1: [[0, 2], [4.0, 1.0]],               # same set as ours
+                 2: [[], []],                           # no co-occurring node on either side
+                 3: [[0, 1], [5.0, 1.0]]}               # differs with other counts: not a tie
+    counts = np.array([[3, 2], [4, 1], [0, 0], [5, 2]], dtype=np.float32)
+    indices = np.array([[1, 3], [0, 2], [0, 0], [0, 2]])
+    result = rearm_parity.neighbour_sets_differ(reference, counts, indices, np.array([2, 2, 0, 2]), k=2)
+    assert result["rows_with_neighbours"] == 3 and result["rows_differing"] == 2
+    assert result["tie_only"] == 1 and result["other"] == 1
+    assert result["share_differing"] == pytest.approx(2 / 3)
+
+
+def _records(recalls: dict[int, float], epochs: int, every_epoch: bool) -> list[dict]:
+    out = []
+    for epoch in range(1, epochs + 1):
+        record = {"epoch": epoch, "loss": 1.0 / epoch, "bpr": 0.5 / epoch}
+        if every_epoch or epoch in recalls:
+            record["valid"] = {"recall@20": recalls.get(epoch, 0.01), "ndcg@20": 0.01}
+        out.append(record)
+    return out
+
+
+def test_comparison_passes_within_three_percent_at_every_checkpoint():
+    reference = _records({5: 0.100, 10: 0.200, 12: 0.300}, 12, every_epoch=True)
+    ours = _records({5: 0.1029, 10: 0.1941, 12: 0.300}, 12, every_epoch=False)
+    result = rearm_parity.compare(reference, ours, 12)
+    assert [r["epoch"] for r in result["checkpoints"]] == [5, 10, 12]
+    assert result["verdict"] == "PASS"
+    ours[9]["valid"]["recall@20"] = 0.1939                                   # -3.05 % at epoch 10
+    result = rearm_parity.compare(reference, ours, 12)
+    assert result["verdict"] == "FAIL" and [r["within_tolerance"] for r in result["checkpoints"]] == [True, False, True]
+    assert result["losses"][0]["loss_gap"] == pytest.approx(0.0)
+
+
+def test_reference_logger_writes_one_record_per_validation(tmp_path, monkeypatch):
+    import importlib
+
+    import torch
+
+    log = tmp_path / "ref.jsonl"
+    monkeypatch.setenv("PARITY_LOG", str(log))
+    logger = importlib.reload(rearm_parity_logger)
+    for epoch in range(2):
+        logger.train_started()
+        logger.train_finished([torch.tensor(0.7 - epoch / 10), torch.tensor(0.69), 0.0, torch.tensor(0.01),
+                               torch.tensor(0.001)])
+        logger.validated(epoch, {"Recall@20": 0.05 + epoch / 100, "NDCG@20": 0.02}, 0.5)
+    first, second = rearm_parity.read_log(log)
+    assert first["epoch"] == 1 and second["epoch"] == 2
+    assert first["loss"] == pytest.approx(0.7) and second["loss"] == pytest.approx(0.6)
+    assert first["contrast"] == pytest.approx(0.01) and first["orthogonality"] == pytest.approx(0.001)
+    assert second["valid"] == {"recall@20": pytest.approx(0.06), "ndcg@20": pytest.approx(0.02)}
+    assert "setup_seconds" in first and "setup_seconds" not in second
+    assert first["train_cpu_seconds"] >= 0 and first["eval_seconds"] == 0.5
+
+
+def test_our_side_alone_runs_on_a_tiny_input(tmp_path):
+    skewed_source(tmp_path / "source")
+    out = tmp_path / "results" / "parity.json"
+    code = rearm_parity.main(["--source", str(tmp_path / "source"), "--items", "20", "--min-train", "3",
+                              "--image-dim", "16", "--epochs", "2", "--threads", "1", "--work", str(tmp_path / "work"),
+                              "--out", str(out), "--no-readme"])
+    assert code == 0
+    results = json.loads(out.read_text())
+    ours = results["sides"]["ours"]
+    assert "reference" not in results["sides"] and "verdict" not in results
+    assert [r["epoch"] for r in ours["epochs"]] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 for r in ours["epochs"])
+    assert "valid" not in ours["epochs"][0] and 0 <= ours["epochs"][1]["valid"]["recall@20"] <= 1
+    assert ours["timing"]["torch_threads"] == 1 and ours["load_average"]["before"]
+    assert results["data"]["items"] <= 20 and out.with_suffix(".png").stat().st_size > 0
