@@ -25,7 +25,7 @@ also writes its section of bench/README.md.
 
 Reference code and interpreter (never part of this repository):
 
-    (a clone of github MrShouxingMa/REARM in /path/to/REARM)  git -C /path/to/REARM checkout 6502a00
+    git clone <github MrShouxingMa/REARM> /path/to/REARM && git -C /path/to/REARM checkout 6502a00
     python3 -m venv /path/to/refenv
     /path/to/refenv/bin/pip install "numpy<1.24" "scipy==1.11.*" "torch==2.*" tqdm matplotlib tensorboardX
 
@@ -42,8 +42,15 @@ on CPU, ``--use_gpu ''`` (its boolean flag is false only for an empty string).
 
 Run the full comparison on an otherwise idle machine: each side's epoch seconds are recorded.
 With ``--work DIR`` the inputs, logs and the reference copy are kept there, and a side whose log
-there already holds every epoch is not run again (a killed comparison resumes with the side
-that had not finished).
+there already holds every epoch of the same command is not run again (a killed comparison
+resumes with the side that had not finished).
+
+The two codes draw different initial parameters from the same seed, and on this input the
+initial loss varies by several per cent from seed to seed, so the first epochs' losses of the
+two sides differ by as much. ``--same-init`` starts our side from the reference's initial
+parameters (saved by the logger, mapped by ``PARAMETER_MAP``); given those parameters and the
+reference's graphs, our loss on a batch equalled the reference's to 1e-6 in a check by hand,
+so what remains are the graphs' tie-breaking and the random draws (negatives, dropout).
 """
 from __future__ import annotations
 
@@ -100,6 +107,9 @@ REFERENCE_EDITS = (
          "itself, so the negatives drawn are the same"),
     Edit("main.py", "from model import REARM\n", "from model import REARM\nimport parity_log\n",
          "import the harness's JSON epoch logger (bench/rearm_parity_logger.py, copied in as parity_log.py)"),
+    Edit("main.py", "        self.optimizer = optim.AdamW(",
+         "        parity_log.initial_state(self.model)\n        self.optimizer = optim.AdamW(",
+         "save the initial parameters for --same-init (only when PARITY_INIT is set; draws no random number)"),
     Edit("main.py",
          "            train_loss = train(self, epoch_idx)\n",
          "            parity_log.train_started()\n"
@@ -135,6 +145,43 @@ FLAG_TO_CONFIG = {
     "batch_size": ("train", "batch_size"),
     "embedding_dim": ("model", "embedding_size"),
 }
+
+
+# Reference parameter -> ours (modality 0 = image, 1 = text; the attention modules differ in shape only).
+PARAMETER_MAP = {
+    "user_id_embedding.weight": "user_id", "item_id_embedding.weight": "item_id",
+    "image_embedding.weight": "item_features.0", "text_embedding.weight": "item_features.1",
+    "user_v_prefer": "user_interest.0", "user_t_prefer": "user_interest.1",
+    "ly_norm.weight": "norm.weight", "ly_norm.bias": "norm.bias", "prl.weight": "act.weight",
+    **{f"{ref}.{p}": f"{ours}.{p}" for ref, ours in (
+        ("image_i_trs", "item_proj.0"), ("text_i_trs", "item_proj.1"), ("image_u_trs", "user_proj.0"),
+        ("text_u_trs", "user_proj.1"), ("meta_netu", "user_knowledge"), ("meta_neti", "item_knowledge"))
+       for p in ("weight", "bias")},
+    **{f"{ref}.{r}": f"{ours}.{o}" for ref, ours in (
+        ("self_i_attn1", "self_attention.0"), ("self_i_attn2", "self_attention.1"),
+        ("mutual_i_attn1", "cross_attention.0"), ("mutual_i_attn2", "cross_attention.1"))
+       for r, o in (("in_proj_weight", "in_weight"), ("in_proj_bias", "in_bias"),
+                    ("out_proj.weight", "out_weight"), ("out_proj.bias", "out_bias"))},
+    **{f"{ref}.{r}": f"{ours}.{o}" for ref, ours in (
+        ("mlp_u1", "user_factor_in"), ("mlp_u2", "user_factor_out"), ("mlp_i1", "item_factor_in"),
+        ("mlp_i2", "item_factor_out"))
+       for r, o in (("linear_pre.weight", "hidden.weight"), ("linear_pre.bias", "hidden.bias"),
+                    ("prl.weight", "act.weight"), ("linear_out.weight", "out.weight"), ("linear_out.bias", "out.bias"))},
+}
+
+
+def load_reference_state(model, reference_state: dict) -> None:
+    """Give our REARM (modalities image, text; trained user interest) the reference's parameters."""
+    if list(model.modalities) != ["image", "text"]:
+        raise ValueError(f"--same-init maps the reference's image/text modules; our model has {model.modalities}")
+    ours = model.state_dict()
+    unknown = sorted(set(reference_state) - set(PARAMETER_MAP))
+    missing = sorted(set(ours) - set(PARAMETER_MAP.values()))
+    if unknown or missing:
+        raise RuntimeError(f"reference parameters without a counterpart {unknown}, ours without one {missing}: "
+                           "update PARAMETER_MAP in bench/rearm_parity.py")
+    model.load_state_dict({PARAMETER_MAP[k]: v.reshape(ours[PARAMETER_MAP[k]].shape)
+                           for k, v in reference_state.items()}, strict=True)
 
 
 # --------------------------------------------------------------------------- reference code
@@ -240,6 +287,8 @@ def run_ours_worker(args) -> None:
     torch.set_num_threads(args.threads)
     config = resolve(ours_config(args.data, args.epochs, args.seed, args.threads, args.device, args.run_dir))
     _, model, task = build(config, torch.device(args.device))
+    if args.init_from is not None:
+        load_reference_state(model, torch.load(args.init_from, map_location=args.device, weights_only=True))
     setup_seconds = time.perf_counter() - started
     first = [True]
 
@@ -267,10 +316,11 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def finished(log: Path, epochs: int) -> bool:
-    """Whether ``log`` (and its ``.run.json`` run record) hold a completed side of ``epochs`` epochs."""
-    records = read_log(log)
-    return log.with_suffix(".run.json").is_file() and bool(records) and records[-1]["epoch"] == epochs
+def finished(log: Path, epochs: int, command: list[str]) -> bool:
+    """Whether ``log`` and its ``.run.json`` run record hold a completed run of ``command`` (``epochs`` epochs)."""
+    records, meta = read_log(log), log.with_suffix(".run.json")
+    return (meta.is_file() and json.loads(meta.read_text())["command"] == command and bool(records)
+            and records[-1]["epoch"] == epochs)
 
 
 def _load() -> list[float]:
@@ -283,7 +333,7 @@ def run_side(name: str, command: list[str], cwd: Path, env: dict, log: Path, con
     A side whose ``log`` and ``<log>.run.json`` already hold ``epochs`` epochs is not run again.
     """
     meta_path = log.with_suffix(".run.json")
-    if finished(log, epochs):
+    if finished(log, epochs, command):
         print(f"{name}: complete log found in {log}, not run again", flush=True)
         return {**json.loads(meta_path.read_text()), "epochs": read_log(log)}
     log.unlink(missing_ok=True)
@@ -450,8 +500,10 @@ def markdown(results: dict) -> str:
              f"384-d text features and seeded 4096-d stand-in image features. The reference README's Sports "
              f"hyper-parameters, seed {results['seed']}, {results['threads']} threads on a "
              f"{results['cpu_count']}-CPU machine, {results['epochs']} epochs without early stopping; our side "
-             f"trains the user-interest tables as the reference does. Pass: every valid Recall@20 of ours within "
-             f"±{TOLERANCE:.0%} of the reference's at our evaluation epochs (every {EVAL_EVERY}).", ""]
+             f"trains the user-interest tables as the reference does"
+             f"{' and starts from the reference initial parameters (--same-init)' if results['same_init'] else ''}. "
+             f"Pass: every valid Recall@20 of ours within ±{TOLERANCE:.0%} of the reference's at our evaluation "
+             f"epochs (every {EVAL_EVERY}).", ""]
     if "comparison" in results:
         lines += ["| epoch | reference R@20 | ours R@20 | gap | reference N@20 | ours N@20 |",
                   "|---|---|---|---|---|---|"]
@@ -495,6 +547,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--same-init", action="store_true",
+                        help="start our side from the reference's initial parameters (needs --reference)")
     parser.add_argument("--work", type=Path, default=None, help="keep inputs, logs and the reference copy here")
     parser.add_argument("--out", type=Path, default=OUT, help="results JSON (the plot goes beside it, .png)")
     parser.add_argument("--no-readme", action="store_true", help="do not write the bench/README.md section")
@@ -502,9 +556,12 @@ def parse_args(argv=None):
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--init-from", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference is not None and not args.reference_python:
         parser.error("--reference needs --reference-python (an interpreter with the reference's packages)")
+    if args.same_init and args.reference is None:
+        parser.error("--same-init needs --reference (it starts our side from the reference's initial parameters)")
     if args.epochs < 1 or args.threads < 1:
         parser.error("--epochs and --threads must be positive")
     return args
@@ -522,6 +579,7 @@ def run(args) -> dict:
     results = {"commit": commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "epochs": args.epochs, "seed": args.seed, "device": args.device, "eval_every": EVAL_EVERY,
+               "same_init": args.same_init,
                "data": {"source": str(args.source), "n_items_requested": args.items, "min_train": args.min_train,
                         "image_dim": args.image_dim, "image_seed": 0, **{k: subset.stats()[k] for k in
                                                                           ("users", "items", "train", "valid", "test")}},
@@ -530,19 +588,20 @@ def run(args) -> dict:
     if args.reference is not None:
         flags = reference_hyper_parameters(config, readme_sports_flags(args.reference / "README.md"))
         command = reference_command(args.reference_python, flags, args.epochs, args.seed, args.device)
-        log = work / "reference.jsonl"
+        log, initial = work / "reference.jsonl", work / "reference_initial_state.pt"
         copy = work / "reference"
-        if not finished(log, args.epochs):
+        if not finished(log, args.epochs, command):
             prepare_reference(args.reference, data, copy)
-        side = run_side("reference", command, copy, {**env, "PARITY_LOG": str(log)}, log,
-                        work / "reference.out", args.epochs)
+        side = run_side("reference", command, copy, {**env, "PARITY_LOG": str(log), "PARITY_INIT": str(initial)},
+                        log, work / "reference.out", args.epochs)
         results.update(reference_commit=_git_head(args.reference), reference_python=args.reference_python,
                        reference_edits=[e.__dict__ for e in REFERENCE_EDITS])
         results["sides"]["reference"] = side
     log = work / "ours.jsonl"
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-worker", "--data", str(data),
                "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads),
-               "--device", args.device, "--log", str(log), "--run-dir", str(work / "ours_run")]
+               "--device", args.device, "--log", str(log), "--run-dir", str(work / "ours_run"),
+               *(["--init-from", str(work / "reference_initial_state.pt")] if args.same_init else [])]
     shutil.rmtree(work / "ours_run", ignore_errors=True)
     results["sides"]["ours"] = run_side("ours", command, REPO, {**env, "PYTHONPATH": str(REPO)}, log,
                                         work / "ours.out", args.epochs)

@@ -2,6 +2,7 @@
 
 ``rearm_parity.py`` copies this file into its temporary copy of the reference code as
 ``parity_log.py``; its compatibility edits of the reference's ``main.py`` call
+:func:`initial_state` (which saves the initial parameters when ``PARITY_INIT`` names a file),
 :func:`train_started`, :func:`train_finished` and :func:`validated`, and every validation
 appends one JSON line to the file named by the ``PARITY_LOG`` environment variable:
 the 1-based epoch, the mean training losses, the training wall and CPU seconds (this
@@ -19,6 +20,15 @@ _STARTED = time.perf_counter()
 _state = {"first": True}
 
 
+def initial_state(model):
+    """Save the model's initial parameters to ``PARITY_INIT`` when that variable is set."""
+    path = os.environ.get("PARITY_INIT")
+    if path:
+        import torch
+
+        torch.save(model.state_dict(), path)
+
+
 def train_started():
     _state["wall"] = time.perf_counter()
     _state["cpu"] = time.process_time()
@@ -30,7 +40,7 @@ def train_finished(losses):
     """``losses``: the reference's [total, bpr, reg, contrast, orthogonality] epoch means."""
     _state["train_seconds"] = time.perf_counter() - _state["wall"]
     _state["train_cpu_seconds"] = time.process_time() - _state["cpu"]
-    total, bpr, _, contrast, orthogonality = (float(v) for v in losses)
+    total, bpr, _, contrast, orthogonality = (float(v.detach() if hasattr(v, "detach") else v) for v in losses)
     _state["losses"] = {"loss": total, "bpr": bpr, "contrast": contrast, "orthogonality": orthogonality}
 
 

@@ -195,3 +195,35 @@ def test_our_side_alone_runs_on_a_tiny_input(tmp_path):
     assert "valid" not in ours["epochs"][0] and 0 <= ours["epochs"][1]["valid"]["recall@20"] <= 1
     assert ours["timing"]["torch_threads"] == 1 and ours["load_average"]["before"]
     assert results["data"]["items"] <= 20 and out.with_suffix(".png").stat().st_size > 0
+
+
+def test_reference_parameters_map_onto_every_parameter_of_ours(tmp_path):
+    import torch
+
+    from recsys.config import resolve
+    from recsys.training.run import build
+
+    skewed_source(tmp_path / "source")
+    build_parity_dataset(tmp_path / "source", tmp_path / "data", n_items=20, min_train=3, image_dim=16)
+    config = resolve(rearm_parity.ours_config(tmp_path / "data", 1, 0, 1, "cpu", tmp_path))
+    _, model, _ = build(config, torch.device("cpu"))
+    ours = model.state_dict()
+    reference_shapes = {"in_proj_weight": (3, 1), "out_proj.weight": (1, 1)}
+    generator = torch.Generator().manual_seed(0)
+    reference = {}
+    for ref_key, our_key in rearm_parity.PARAMETER_MAP.items():
+        shape = next((s for suffix, s in reference_shapes.items() if ref_key.endswith(suffix)), ours[our_key].shape)
+        reference[ref_key] = torch.randn(shape, generator=generator)
+    rearm_parity.load_reference_state(model, reference)
+    loaded = model.state_dict()
+    for ref_key, our_key in rearm_parity.PARAMETER_MAP.items():
+        torch.testing.assert_close(loaded[our_key].flatten(), reference[ref_key].flatten())
+    with pytest.raises(RuntimeError, match="without a counterpart.*'extra.weight'"):
+        rearm_parity.load_reference_state(model, {**reference, "extra.weight": torch.zeros(1)})
+
+
+def test_options_that_need_the_reference_are_refused_without_it(capsys):
+    for argv in (["--same-init"], ["--reference", "somewhere"]):
+        with pytest.raises(SystemExit):
+            rearm_parity.parse_args(argv)
+        assert "needs" in capsys.readouterr().err
