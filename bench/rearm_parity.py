@@ -123,24 +123,24 @@ REFERENCE_EDITS = (
          "append the epoch's JSON record once the valid split is evaluated"),
 )
 
-# Reference command-line flag -> where the same value lives in our experiment config.
+# Reference command-line flag -> where the same value lives in our experiment config (docs/vocabulary.md).
 FLAG_TO_CONFIG = {
     "num_layer": ("model", "n_layers"),
     "reg_weight": ("train", "weight_decay"),
     "rank": ("model", "rank"),
-    "s_drop": ("model", "s_drop"),
-    "m_drop": ("model", "m_drop"),
+    "s_drop": ("model", "self_attention_dropout"),
+    "m_drop": ("model", "cross_attention_dropout"),
     "u_mm_image_weight": ("model", "user_modality_weights", "image"),
     "i_mm_image_weight": ("model", "item_modality_weights", "image"),
-    "uu_co_weight": ("model", "uu_co_weight"),
-    "ii_co_weight": ("model", "ii_co_weight"),
+    "uu_co_weight": ("model", "user_co_weight"),
+    "ii_co_weight": ("model", "item_co_weight"),
     "user_knn_k": ("model", "user_knn_k"),
     "item_knn_k": ("model", "item_knn_k"),
-    "n_ii_layers": ("model", "n_ii_layers"),
-    "n_uu_layers": ("model", "n_uu_layers"),
-    "cl_tmp": ("model", "cl_tmp"),
-    "cl_loss_weight": ("model", "cl_loss_weight"),
-    "diff_loss_weight": ("model", "diff_loss_weight"),
+    "n_ii_layers": ("model", "n_item_layers"),
+    "n_uu_layers": ("model", "n_user_layers"),
+    "cl_tmp": ("model", "temperature"),
+    "cl_loss_weight": ("model", "contrast_weight"),
+    "diff_loss_weight": ("model", "orthogonality_weight"),
     "l_r": ("train", "lr"),
     "batch_size": ("train", "batch_size"),
     "embedding_dim": ("model", "embedding_size"),
@@ -262,7 +262,7 @@ def reference_command(python: str, flags: dict[str, str], epochs: int, seed: int
 
 # --------------------------------------------------------------------------- our side
 def ours_config(data: Path, epochs: int, seed: int, threads: int, device: str, output_dir: Path) -> dict:
-    from recsys.config import load_yaml
+    from recsys.io import load_yaml
 
     raw = load_yaml(EXPERIMENT)
     raw["dataset"] = {"format": "rearm", "path": str(data), "name": DATASET_NAME, "modalities": ["image", "text"]}
@@ -279,14 +279,14 @@ def run_ours_worker(args) -> None:
 
     import torch
 
-    from recsys.config import resolve
-    from recsys.training.run import build
+    from recsys.compose import build, resolve
     from recsys.training.trainer import Trainer
 
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
     config = resolve(ours_config(args.data, args.epochs, args.seed, args.threads, args.device, args.run_dir))
-    _, model, task = build(config, torch.device(args.device))
+    components = build(config, torch.device(args.device))
+    model, task = components.model, components.task
     if args.init_from is not None:
         load_reference_state(model, torch.load(args.init_from, map_location=args.device, weights_only=True))
     setup_seconds = time.perf_counter() - started
@@ -568,7 +568,7 @@ def parse_args(argv=None):
 
 
 def run(args) -> dict:
-    from recsys.config import resolve
+    from recsys.compose import resolve
 
     work = args.work or Path(tempfile.mkdtemp(prefix="rearm_parity_"))
     work.mkdir(parents=True, exist_ok=True)

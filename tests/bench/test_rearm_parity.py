@@ -105,7 +105,7 @@ def _sports_readme(tmp_path: Path, rank: str) -> Path:
 
 
 def _our_config(tmp_path: Path) -> dict:
-    from recsys.config import resolve
+    from recsys.compose import resolve
 
     return resolve(rearm_parity.ours_config(tmp_path, 3, 1, 1, "cpu", tmp_path))
 
@@ -200,13 +200,12 @@ def test_our_side_alone_runs_on_a_tiny_input(tmp_path):
 def test_reference_parameters_map_onto_every_parameter_of_ours(tmp_path):
     import torch
 
-    from recsys.config import resolve
-    from recsys.training.run import build
+    from recsys.compose import build, resolve
 
     skewed_source(tmp_path / "source")
     build_parity_dataset(tmp_path / "source", tmp_path / "data", n_items=20, min_train=3, image_dim=16)
     config = resolve(rearm_parity.ours_config(tmp_path / "data", 1, 0, 1, "cpu", tmp_path))
-    _, model, _ = build(config, torch.device("cpu"))
+    model = build(config, torch.device("cpu")).model
     ours = model.state_dict()
     reference_shapes = {"in_proj_weight": (3, 1), "out_proj.weight": (1, 1)}
     generator = torch.Generator().manual_seed(0)
