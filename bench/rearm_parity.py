@@ -30,7 +30,9 @@ Reference code and interpreter (never part of this repository):
     /path/to/refenv/bin/pip install "numpy<1.24" "scipy==1.11.*" "torch==2.*" tqdm matplotlib tensorboardX
 
 (The reference was published with Python 3.8 and torch 1.13; it imports numpy, scipy, torch,
-tqdm, matplotlib and tensorboardX. A CPU build of torch 2.x suffices; the harness itself runs
+tqdm, matplotlib and tensorboardX. A CPU build of torch 2.x suffices (checked with Python 3.11,
+numpy 1.23.5, scipy 1.11.1 and torch 2.13 CPU; PyPI's default Linux torch wheel is the much
+larger CUDA build, the CPU wheels are on PyTorch's own wheel index); the harness itself runs
 under this project's interpreter.) The reference's files are copied to a temporary folder
 and changed there only by the compatibility edits in ``REFERENCE_EDITS`` (each one fails the
 run if its text is not found); the checkout is left untouched. The reference runs with
