@@ -63,7 +63,7 @@ class FREEDOM(Recommender):
         nn.init.xavier_uniform_(self.user_embedding)
         nn.init.xavier_uniform_(self.item_embedding)
         self.features = nn.ParameterDict({
-            m: nn.Parameter(torch.as_tensor(dataset.features[m], dtype=torch.float32),
+            m: nn.Parameter(torch.tensor(dataset.features[m], dtype=torch.float32),  # a copy: training moves it
                             requires_grad=bool(self.config["train_features"]))
             for m in self.modalities
         })

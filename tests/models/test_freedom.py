@@ -119,6 +119,18 @@ def test_gradients_reach_embeddings_projections_and_optionally_features(tiny, tr
     assert (model.features["text"].grad is not None) == train_features
 
 
+def test_training_the_features_leaves_the_dataset_untouched(tiny):
+    before = {m: f.copy() for m, f in tiny.features.items()}
+    model = _model(tiny, train_features=True)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    model.loss(*_batch(tiny))["loss"].backward()
+    optimizer.step()
+    assert not torch.equal(model.features["text"].detach(), torch.from_numpy(before["text"]))
+    for m, features in tiny.features.items():
+        np.testing.assert_array_equal(features, before[m])
+
+
 def test_same_seed_same_pruned_graph_and_losses(tiny):
     batch = _batch(tiny)
     runs = []
