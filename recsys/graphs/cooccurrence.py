@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys.graphs.knn import BLOCK_ELEMENTS, to_csr
+from recsys.graphs.planning import GraphSize, square_size
 
 PADDINGS = ("resample", "none")
 
@@ -135,6 +136,12 @@ def cooccurrence_graph(incidence: sp.spmatrix, k: int, pad: str = "resample", fa
         cols = torch.cat([cols, torch.from_numpy(popular).repeat(lonely.numel())])
         values = torch.cat([values, fallback.repeat(lonely.numel())])
     return to_csr(rows, cols, values, (n, n)).to(device)
+
+
+def cooccurrence_size(n: int, k: int) -> GraphSize:
+    """Size bound of :func:`cooccurrence_graph` over n nodes: a row keeps at most k partners
+    (padded up to k) or, without any partner, at most k popular nodes: n·min(k, n) entries."""
+    return square_size(n, int(n) * min(int(k), int(n)))
 
 
 def item_cooccurrence_graph(interactions: sp.spmatrix, k: int, **options) -> torch.Tensor:

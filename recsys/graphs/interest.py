@@ -25,6 +25,7 @@ import torch
 
 from recsys.graphs.knn import (MARGIN, as_float32, cosine_topk, default_chunk, exact_topk, highest_precision,
                               neighbour_graph, random_projection)
+from recsys.graphs.planning import GraphSize
 from recsys.graphs.sparse import to_torch_csr
 
 METHODS = ("direct", "gram")
@@ -44,6 +45,11 @@ def user_interest(interactions: sp.spmatrix, features, device: torch.device | st
     """P = R̄ X as a dense float32 U × D tensor on ``device``."""
     mean = to_torch_csr(mean_items_matrix(interactions), device)
     return torch.sparse.mm(mean, as_float32(features, device))
+
+
+def user_interest_size(n_users: int, dim: int) -> GraphSize:
+    """Size of :func:`user_interest`: a dense U × D matrix."""
+    return GraphSize((int(n_users), int(dim)), int(n_users) * int(dim), exact=True, dense=True)
 
 
 def _gram_candidates(mean_np: sp.csr_matrix, x: torch.Tensor, k: int,

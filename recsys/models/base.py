@@ -45,6 +45,12 @@ class Recommender(nn.Module):
         constructor takes as ``pretrained[name]``: name → the step's settings. None by default."""
         return {}
 
+    def pre_epoch(self, epoch: int) -> None:
+        """Called by the Trainer before the training steps of ``epoch`` (1-based; MMRec's
+        ``pre_epoch_processing``), e.g. to redraw a sampled graph. Whatever it draws must be a
+        function of the run's seed and ``epoch`` only, so that a resumed run and every rank of a
+        data-parallel run agree. Nothing by default."""
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

@@ -72,10 +72,6 @@ from recsys.nn.attention import ScalarTokenAttention
 from recsys.nn.modalities import select_modalities
 
 
-def _transpose_csr(adj: torch.Tensor) -> torch.Tensor:
-    return compact_csr(adj.t().to_sparse_csr())
-
-
 class _MetaFactor(nn.Module):
     """Linear(d → d·r) → PReLU → Linear(d·r → d·r) → L2-normalise (reference ``MLP``)."""
 
@@ -151,7 +147,7 @@ class REARM(Recommender):
                 self.register_buffer(f"initial_features_{index}", features[m].clone(), persistent=False)
             mean_items = compact_csr(graphs.user_mean_items())
             self.register_buffer("mean_items", mean_items, persistent=False)
-            self.register_buffer("mean_items_t", _transpose_csr(mean_items), persistent=False)
+            self.register_buffer("mean_items_t", graphs.transpose(mean_items), persistent=False)
 
         self.norm = nn.LayerNorm(d)
         self.act = nn.PReLU()
@@ -170,9 +166,9 @@ class REARM(Recommender):
         user_graph = compact_csr(graphs.user_homography(
             modality_weights=user_weights, k=int(cfg["user_knn_k"]), co_weight=float(cfg["user_co_weight"])))
         self.register_buffer("item_graph", item_graph, persistent=False)
-        self.register_buffer("item_graph_t", _transpose_csr(item_graph), persistent=False)
+        self.register_buffer("item_graph_t", graphs.transpose(item_graph), persistent=False)
         self.register_buffer("user_graph", user_graph, persistent=False)
-        self.register_buffer("user_graph_t", _transpose_csr(user_graph), persistent=False)
+        self.register_buffer("user_graph_t", graphs.transpose(user_graph), persistent=False)
         self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
 
     # ----------------------------------------------------------------------------- forward

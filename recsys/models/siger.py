@@ -10,7 +10,7 @@ Design choices where the paper is not public (each mechanism switchable for abla
    (``cooccurrence_infusion``): Ŝ_m = rownorm((1 − β) S_m + β C), S_m the unit-weight kNN
    graph of modality m (D^-1/2 · D^-1/2 normalised, docs/graphs.md §2; k = ``item_knn_k``), C the
    top-``item_co_k`` item co-occurrence graph with row-normalised counts, β = ``item_co_weight``
-   (:mod:`recsys.graphs.enhanced`). Frozen after construction.
+   (the graph store's ``enhanced_item_graph``). Frozen after construction.
    Switched off: Ŝ_m = rownorm(S_m).
 2. Representations. Behaviour: LightGCN over Â (mean of layers 0..L) → b. Semantics per
    modality: h_I^m = Ŝ_m^{L_s} proj_m(X_m) (L_s = ``n_item_layers``), h_U^m = R̄ h_I^m (R̄ the row-normalised train
@@ -48,7 +48,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recsys.graphs.enhanced import enhanced_item_graph, item_cooccurrence_rownorm
 from recsys.losses import anchor_info_nce, bpr_loss, info_nce, l2_reg
 from recsys.models.base import Recommender
 from recsys.models.registry import register
@@ -107,14 +106,11 @@ class SIGER(Recommender):
         self.modality_logits = nn.Parameter(torch.zeros(len(self.modalities)))
 
         beta = float(cfg["item_co_weight"]) if cfg["cooccurrence_infusion"] else 0.0
-        cooccurrence = (item_cooccurrence_rownorm(dataset.csr("train"), int(cfg["item_co_k"]), device=graphs.device)
-                        if beta > 0 else None)
         mean_user = graphs.user_mean_items()
         degree = torch.as_tensor(dataset.csr("train").getnnz(axis=1), dtype=torch.float32, device=graphs.device)
         self.register_buffer("user_degree", degree[:, None], persistent=False)
         for m in self.modalities:
-            knn = graphs.item_knn({m: 1.0}, int(cfg["item_knn_k"]), weighted=False)
-            item_graph = enhanced_item_graph(knn, cooccurrence, beta)
+            item_graph = graphs.enhanced_item_graph(m, int(cfg["item_knn_k"]), int(cfg["item_co_k"]), beta)
             x = torch.as_tensor(dataset.features[m], dtype=torch.float32, device=graphs.device)
             ones = torch.ones(x.shape[0], 1, device=graphs.device)
             for _ in range(int(cfg["n_item_layers"])):
