@@ -15,12 +15,14 @@ builders of :mod:`recsys.graphs.cooccurrence` and :func:`recsys.graphs.mix_graph
 """
 from __future__ import annotations
 
+import dataclasses
+
 import scipy.sparse as sp
 import torch
 
-from recsys.graphs.cooccurrence import cooccurrence_topk
+from recsys.graphs.cooccurrence import cooccurrence_size, cooccurrence_topk
 from recsys.graphs.knn import mix_graphs, mix_size, to_csr
-from recsys.graphs.planning import GraphSize, square_size
+from recsys.graphs.planning import GraphSize
 
 
 def row_normalise(adj: torch.Tensor) -> torch.Tensor:
@@ -45,10 +47,12 @@ def item_cooccurrence_rownorm(interactions: sp.spmatrix, k: int, chunk_size: int
     return to_csr(rows, indices[kept], weights[kept], (n, n)).to(device)
 
 
-def item_cooccurrence_rownorm_size(n_items: int, k: int) -> GraphSize:
+def item_cooccurrence_rownorm_size(n_items: int, k: int, paths: int = 0) -> GraphSize:
     """Size bound of :func:`item_cooccurrence_rownorm`: at most min(k, I − 1) partners per item
-    (the diagonal is zero, rows are not padded)."""
-    return square_size(n_items, int(n_items) * min(int(k), max(int(n_items) - 1, 0)))
+    (the diagonal is zero, rows are not padded). Work as
+    :func:`recsys.graphs.cooccurrence.cooccurrence_size`."""
+    return dataclasses.replace(cooccurrence_size(n_items, k, paths),
+                               nnz=int(n_items) * min(int(k), max(int(n_items) - 1, 0)))
 
 
 def enhanced_item_graph(knn: torch.Tensor, cooccurrence: torch.Tensor | None, beta: float) -> torch.Tensor:

@@ -218,10 +218,15 @@ def knn_graph(features, k: int, weighted: bool = True, chunk_size: int | None = 
     return neighbour_graph(values, indices, weighted)
 
 
-def knn_size(n: int, k: int) -> GraphSize:
-    """Size of :func:`knn_graph` over n rows: min(k, n) distinct neighbours per row, so exactly
-    n·min(k, n) stored entries."""
-    return square_size(n, int(n) * min(int(k), int(n)), exact=True)
+def knn_size(n: int, k: int, dim: int = 0, chunk_size: int | None = None) -> GraphSize:
+    """Size of :func:`knn_graph` over n rows of ``dim`` features: min(k, n) distinct neighbours
+    per row, so exactly n·min(k, n) stored entries. Work (float32): the unit rows (n·dim), one
+    block of similarities (c·n, c = rows per block) and the transposed part offered to the later
+    rows (c·(n − c)), the candidates (n·(k + MARGIN) values and indices)."""
+    n, k = int(n), min(int(k), int(n))
+    chunk = int(chunk_size) if chunk_size else default_chunk(n)
+    work = 4 * (n * int(dim) + chunk * n + chunk * max(0, n - chunk)) + 12 * n * min(n, k + MARGIN)
+    return square_size(n, n * k, exact=True, work=work)
 
 
 def _mixing_weights(weights) -> list[float]:

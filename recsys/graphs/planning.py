@@ -23,12 +23,14 @@ INT32_LIMIT = 2**31 - 1
 
 @dataclass(frozen=True)
 class GraphSize:
-    """Shape and stored entries of a graph; ``exact=False`` makes ``nnz`` an upper bound."""
+    """Shape and stored entries of a graph; ``exact=False`` makes ``nnz`` an upper bound.
+    ``work``: bytes its builder holds at its peak besides the graph (an estimate)."""
 
     shape: tuple[int, ...]
     nnz: int
     exact: bool = False
     dense: bool = False
+    work: int = 0
 
     @property
     def bytes(self) -> int:
@@ -38,12 +40,12 @@ class GraphSize:
         return self.nnz * (FLOAT + index) + (self.shape[0] + 1) * index
 
     def transposed(self) -> "GraphSize":
-        return GraphSize(tuple(reversed(self.shape)), self.nnz, self.exact, self.dense)
+        return GraphSize(tuple(reversed(self.shape)), self.nnz, self.exact, self.dense, self.nnz * 12)
 
 
-def square_size(n: int, nnz: int, exact: bool = False) -> GraphSize:
+def square_size(n: int, nnz: int, exact: bool = False, work: int = 0) -> GraphSize:
     """An n × n sparse graph with at most ``nnz`` entries (never more than n²)."""
-    return GraphSize((int(n), int(n)), min(int(n) * int(n), int(nnz)), exact)
+    return GraphSize((int(n), int(n)), min(int(n) * int(n), int(nnz)), exact, work=int(work))
 
 
 def sparse_size(graph: torch.Tensor) -> GraphSize:

@@ -25,11 +25,13 @@ import torch
 from recsys.errors import ConfigError
 from recsys.graphs.bipartite import build_bipartite
 from recsys.graphs.cache import GraphCache
-from recsys.graphs.cooccurrence import cooccurrence_size, item_cooccurrence_graph, user_cooccurrence_graph
+from recsys.graphs.cooccurrence import (cooccurrence_paths, cooccurrence_size, item_cooccurrence_graph,
+                                        user_cooccurrence_graph)
 from recsys.graphs.enhanced import (enhanced_item_graph, enhanced_item_graph_size, item_cooccurrence_rownorm,
                                     item_cooccurrence_rownorm_size)
 from recsys.graphs.homography import homography_graph, homography_size
-from recsys.graphs.interest import interest_knn_graph, mean_items_matrix, user_interest, user_interest_size
+from recsys.graphs.interest import (interest_knn_graph, interest_knn_size, mean_items_matrix, user_interest,
+                                    user_interest_size)
 from recsys.graphs.knn import knn_graph, knn_size, mix_graphs, mix_size
 from recsys.graphs.planning import GraphSize, PlannedGraph, placeholder, sparse_size
 from recsys.graphs.pruning import pruned_bipartite
@@ -165,7 +167,8 @@ class GraphStore:
             params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "projection": self.knn_projection}
             return self._get("item_knn", params, lambda: knn_graph(
                 self._features(modality), int(k), bool(weighted), self.chunk_size, self.device, self.knn_projection),
-                size=lambda: knn_size(self.dataset.n_items, int(k)))
+                size=lambda: knn_size(self.dataset.n_items, int(k), self._features(modality).shape[1],
+                                      self.chunk_size))
         return self._mixed("item_knn_mix", modality_weights, one, {"k": int(k), "weighted": bool(weighted)})
 
     def user_interest(self, modality: str) -> torch.Tensor:
@@ -183,7 +186,9 @@ class GraphStore:
             return self._get("user_interest_knn", params, lambda: interest_knn_graph(
                 self._train(), self._features(modality), int(k), bool(weighted), self.user_knn_method,
                 self.chunk_size, self.device, self.knn_projection),
-                size=lambda: knn_size(self.dataset.n_users, int(k)))
+                size=lambda: interest_knn_size(self.dataset.n_users, self.dataset.n_items, int(k),
+                                               self._features(modality).shape[1], self.user_knn_method,
+                                               self.chunk_size))
         return self._mixed("user_interest_knn_mix", modality_weights, one, {"k": int(k), "weighted": bool(weighted)})
 
     def item_cooccurrence(self, k: int, pad: str = "resample", fallback_softmax: bool = True,
@@ -192,7 +197,7 @@ class GraphStore:
         params = {"k": int(k), "pad": pad, "fallback_softmax": bool(fallback_softmax), "seed": int(seed)}
         return self._get("item_cooccurrence", params, lambda: item_cooccurrence_graph(
             self._train(), chunk_size=self.chunk_size, device=self.device, **params),
-            size=lambda: cooccurrence_size(self.dataset.n_items, int(k)))
+            size=lambda: cooccurrence_size(self.dataset.n_items, int(k), cooccurrence_paths(self._train().T)))
 
     def user_cooccurrence(self, k: int, pad: str = "resample", fallback_softmax: bool = True,
                           seed: int = 0) -> torch.Tensor:
@@ -200,7 +205,7 @@ class GraphStore:
         params = {"k": int(k), "pad": pad, "fallback_softmax": bool(fallback_softmax), "seed": int(seed)}
         return self._get("user_cooccurrence", params, lambda: user_cooccurrence_graph(
             self._train(), chunk_size=self.chunk_size, device=self.device, **params),
-            size=lambda: cooccurrence_size(self.dataset.n_users, int(k)))
+            size=lambda: cooccurrence_size(self.dataset.n_users, int(k), cooccurrence_paths(self._train())))
 
     def _homography(self, name: str, cooccurrence: Callable[[], torch.Tensor], semantic: Callable[[], torch.Tensor],
                     co_weight: float, params: dict) -> torch.Tensor:
@@ -237,7 +242,8 @@ class GraphStore:
         (:func:`recsys.graphs.enhanced.item_cooccurrence_rownorm`), I × I."""
         return self._get("item_cooccurrence_rownorm", {"k": int(k)}, lambda: item_cooccurrence_rownorm(
             self._train(), int(k), self.chunk_size, self.device),
-            size=lambda: item_cooccurrence_rownorm_size(self.dataset.n_items, int(k)))
+            size=lambda: item_cooccurrence_rownorm_size(self.dataset.n_items, int(k),
+                                                        cooccurrence_paths(self._train().T)))
 
     def enhanced_item_graph(self, modality: str, k: int, co_k: int, co_weight: float) -> torch.Tensor:
         """SIGER's Ŝ_m = rownorm((1 − β) S_m + β C) (:mod:`recsys.graphs.enhanced`), I × I: S_m the

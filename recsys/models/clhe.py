@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys.losses import info_nce
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, feature_widths
 from recsys.models.registry import register
 from recsys.nn.modalities import select_modalities
 
@@ -179,6 +179,35 @@ class CLHE(Recommender):
             "cf_pretrain": {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-4, "epochs": 100, "lr": 5e-3,
                             "batch_size": 1024, "seed": 2024},
         }
+
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """Floats, with P the distinct items of the batch, B bundles of padded width L, T tokens
+        (3 with CF embeddings, else 2), D_m the feature widths: kept for the backward pass, the
+        content MLPs' activations (2·D_m + 2·256 per item) and about 5.5·T·d per token fusion,
+        for the encoder's P items (three fusions with the two modality-dropout views) and the
+        decoder's I items; the bundle encoder's two passes (8·B·L·d per layer); the
+        reconstruction's B × I logits, log-probabilities and targets; one log-probability
+        matrix per InfoNCE (P², B²); on top, the last InfoNCE's logits (2·max(P, B)²)."""
+        d, size, width = int(config["embedding_size"]), int(batch["size"]), int(batch["width"])
+        present, items = float(batch["items"]), stats["items"]
+        tokens = 2 if config["cf_source"] == "none" else 3
+        content = sum(2 * w + 2 * 256 for w in feature_widths(config, stats).values())
+        fusions = 3 if config["item_augment"] == "modality_dropout" else 1
+        return {"item encoder": 4 * int(present * (content + fusions * 5.5 * tokens * d)),
+                "item decoder": 4 * int(items * (content + 5.5 * tokens * d)),
+                "bundle encoder": 4 * 8 * int(config["n_bundle_layers"]) * size * width * d,
+                "reconstruction": 4 * 3 * size * items,
+                "contrastive logits": 4 * int(present ** 2 + size ** 2 + 2 * max(present, size) ** 2)}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The encoder table and the decoder's representations (2·I·d) kept for scoring; an item
+        encoder pass over all items without gradients while computing them (its largest
+        activations, 2·256 + 2·T·d floats per item)."""
+        d, items = int(config["embedding_size"]), stats["items"]
+        tokens = 2 if config["cf_source"] == "none" else 3
+        return {"representations": 4 * 2 * items * d, "temporaries": 4 * items * (2 * 256 + 2 * tokens * d)}
 
     @classmethod
     def pretrained_inputs(cls, config: dict, dataset) -> dict[str, dict]:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from recsys.losses import bpr_loss
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, feature_widths
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from recsys.nn.modalities import image_weighted, select_modalities
@@ -51,6 +51,24 @@ class FREEDOM(Recommender):
             "train_features": True,
             "modalities": None,
         }
+
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """Propagation over the pruned graph as LightGCN's (4·(U+I)·d at its peak), the item
+        semantic side and sum (2·I·d), the batch's rows with gradients (6·B·d) and, per
+        modality, the features of the positives and negatives with their gradients (4·B·D_m)."""
+        dim, size = int(config["embedding_size"]), int(batch["size"])
+        nodes = stats["users"] + stats["items"]
+        return {"propagation": 4 * 4 * nodes * dim, "item semantics": 4 * 2 * stats["items"] * dim,
+                "batch embeddings": 4 * 6 * size * dim,
+                "batch features": 4 * 4 * size * sum(feature_widths(config, stats).values())}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The propagated table and the item sum kept for scoring, three tables while propagating."""
+        table = 4 * (stats["users"] + stats["items"]) * int(config["embedding_size"])
+        return {"representations": table + 4 * stats["items"] * int(config["embedding_size"]),
+                "temporaries": 3 * table}
 
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)

@@ -275,6 +275,43 @@ class REARM(Recommender):
         return (self._represent(slice(None), feats[users], ids[users], self._meta_factors(feats, users=True)),
                 self._represent(slice(None), feats[items], ids[items], self._meta_factors(feats, users=False)))
 
+    # ----------------------------------------------------------------------------- memory
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """Floats kept for the backward pass, with M modalities, H = (1 + M)·d the homography
+        and heterography width, N = U + I: the homography inputs, outputs and normalised rows
+        (3·n·H per node type), the attention integration (about 15·I·d per modality, 8 for
+        M = 1), the users' activated modality parts (M·U·d), the heterography output (N·H),
+        the meta-network's per-node factors (8·N·d·r + N·d), the batch's factor softmaxes and
+        representations (3B rows of 6·d·r + 2·H) and the contrastive log-probabilities (the
+        distinct batch items and users, squared); on top, the larger of the heterography
+        propagation's temporaries (4·N·H) and the backward pass's (3·N·H)."""
+        d, rank, size = int(config["embedding_size"]), int(config["rank"]), int(batch["size"])
+        users, items = stats["users"], stats["items"]
+        n_mod = len(config["modalities"] or stats["features"])
+        width = (1 + n_mod) * d
+        nodes = users + items
+        pairs = n_mod * (n_mod - 1) // 2
+        contrast = (float(batch["items_and_negatives"]) ** 2 + float(batch["users"]) ** 2) if pairs else 0.0
+        return {"homography": 4 * 3 * nodes * width,
+                "attention": 4 * (15 if n_mod > 1 else 8) * n_mod * items * d,
+                "user parts": 4 * n_mod * users * d,
+                "heterography": 4 * nodes * width,
+                "meta-network": 4 * (8 * nodes * d * rank + nodes * d),
+                "batch factors": 4 * 3 * size * (6 * d * rank + 2 * width),
+                "contrastive logits": 4 * int(contrast),
+                "largest temporary": 4 * 4 * nodes * width}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The final (M + 1)·d representations kept for scoring; the forward pass without its
+        backward (homography, heterography and meta-network tables) while computing them."""
+        d, rank = int(config["embedding_size"]), int(config["rank"])
+        nodes = stats["users"] + stats["items"]
+        width = (1 + len(config["modalities"] or stats["features"])) * d
+        return {"representations": 4 * nodes * width,
+                "temporaries": 4 * (4 * nodes * width + 2 * nodes * d * rank * 2)}
+
 
 def _modality_weights(weights, modalities: list[str], key: str) -> dict[str, float]:
     """Mixing weights of the per-modality kNN graphs; equal weights when not given."""

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from recsys.losses import anchor_info_nce, bpr_loss, info_nce, l2_reg
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, feature_widths
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate
 from recsys.nn.modalities import select_modalities
@@ -88,6 +88,37 @@ class SIGER(Recommender):
             "leave_one_out": True,
             "modalities": None,
         }
+
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """With N = U + I nodes, n_g the contrastive node sets (the batch's distinct users and
+        positive items, at most ``cl_max_nodes``) and c the InfoNCE calls per set (1 for the
+        perturbation, M anchor terms, 2 for the symmetric fused term): kept for the backward
+        pass, the behaviour table and the two perturbed views (3·N·d), one n_g² matrix of
+        log-probabilities per call, the semantic rows gathered for the batch and the sets
+        (3·B + Σ n_g rows of each D_m); on top, the largest temporary: a propagation (4·N·d),
+        a perturbed view before its mean ((2L + 3)·N·d) or a call's logits (2·n²)."""
+        dim, layers, size = int(config["embedding_size"]), int(config["n_layers"]), int(batch["size"])
+        nodes = stats["users"] + stats["items"]
+        widths = feature_widths(config, stats)
+        cap = config["cl_max_nodes"]
+        sets = [min(float(batch[key]), float(cap) if cap is not None else float("inf")) for key in ("users", "items")]
+        calls = int(bool(config["perturbation"])) + len(widths) * int(bool(config["anchor_alignment"])) \
+            + 2 * int(bool(config["fuse_alignment"]))
+        table = 4 * nodes * dim
+        views = 2 if config["perturbation"] else 0
+        largest = max(4 * table, (2 * layers + 3) * table if views else 0, 2 * 4 * int(max(sets) ** 2))
+        return {"behaviour and views": (1 + views) * table,
+                "contrastive logits": 4 * calls * int(sum(n * n for n in sets)),
+                "semantic rows": 4 * int(3 * size + sum(sets)) * sum(widths.values()),
+                "largest temporary": largest}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """z = b + Σ a_m h^m kept for scoring; the behaviour propagation and the M semantic
+        tables while computing it."""
+        table = 4 * (stats["users"] + stats["items"]) * int(config["embedding_size"])
+        return {"representations": table, "temporaries": (4 + len(feature_widths(config, stats))) * table}
 
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)

@@ -62,8 +62,11 @@ def test_parameter_count_and_exact_graph_match_the_real_build(planted, tmp_path)
     assert graph.built and graph.size.exact and graph.size.nnz == real._nnz() == 2 * planted.csr("train").nnz
     assert graph.size.shape == (planted.n_users + planted.n_items,) * 2
     assert report.batches_per_epoch == -(-planted.train.shape[1] // 2048)
-    assert report.memory["parameters, gradients, Adam"] == 16 * report.trainable
-    assert report.memory["evaluation block"] == 2 * planted.n_users * planted.n_items * 4
+    assert report.memory["parameters"] == report.memory["gradients"] == 4 * report.trainable
+    assert report.memory["optimiser state"] == 8 * report.trainable
+    assert report.memory["graphs"] == graph.bytes == 8 * graph.size.nnz + 4 * (graph.size.shape[0] + 1)
+    assert report.memory["evaluation scores"] == planted.n_users * planted.n_items * 4   # one block of all users
+    assert report.memory_total == max(report.memory_phases.values())
 
 
 def test_expensive_graphs_are_sized_not_built(planted, tmp_path, monkeypatch, probe_model):
@@ -176,3 +179,52 @@ def test_model_that_rejects_its_config_is_a_config_error(planted, monkeypatch):
     monkeypatch.setitem(registry._MODELS, _Picky.name, _Picky)
     with pytest.raises(ConfigError, match="model 'dry_run_picky_model' rejects its configuration: model.rank"):
         dry_run(resolve({"model": {"name": "dry_run_picky_model", "rank": 0}}), planted)
+
+
+MEMORY_DATA = {"n_users": 4000, "n_items": 2000, "informative_dim": 64, "noise_dim": 256}
+
+
+def _memory_case(name: str):
+    """A run of ``name`` big enough that its memory (tens to hundreds of MB) is well above the
+    allocator's noise, small enough to measure in seconds."""
+    from recsys.models import get_model_class
+
+    if get_model_class(name).task == "bundle":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from bundles.synthetic import planted_bundles
+
+        return (resolve({"model": {"name": name}, "dataset": {"format": "bundle_csv"}, "train": {"batch_size": 2048}}),
+                planted_bundles(n_items=4000, n_bundles=3000, n_users=500))
+    return resolve({"model": {"name": name}, "dataset": {"synthetic": MEMORY_DATA}}), None
+
+
+@pytest.mark.parametrize("name", sorted(registry._MODELS))
+def test_memory_estimate_is_within_30_percent_of_the_measured_peak(name):
+    from recsys.dry_run import measure_memory
+
+    config, dataset = _memory_case(name)
+    estimate = inspect_run(config, dataset)
+    measured = measure_memory(config, dataset)
+    assert 0.7 <= estimate.memory_total / measured["peak"] <= 1.3, (
+        f"{name}: estimate {estimate.memory_phases}, measured {measured}")
+
+
+def test_the_warm_up_miniature_is_a_small_dataset_of_the_same_kind(planted):
+    import sys
+
+    from recsys.dry_run import _miniature
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bundles.synthetic import planted_bundles
+
+    small = _miniature(planted)
+    assert small.n_users == 64 and small.n_items <= planted.n_items and small.valid.shape[1] > 0
+    assert set(small.features) == set(planted.features) and small.features["text"].shape[0] == small.n_items
+    for split in ("train", "valid", "test"):
+        pairs = small.split(split)
+        assert pairs[0].max() < small.n_users and pairs[1].max() < small.n_items
+    bundles = _miniature(planted_bundles())
+    assert bundles.n_bundles == 32 and bundles.heldout_bundles("valid").size > 0
+    assert bundles.bundle_pairs["train"][1].max() < bundles.n_items
