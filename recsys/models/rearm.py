@@ -282,8 +282,8 @@ class REARM(Recommender):
         and heterography width, N = U + I: the homography inputs, outputs and normalised rows
         (3·n·H per node type), the attention integration (about 15·I·d per modality, 8 for
         M = 1), the users' activated modality parts (M·U·d), the heterography output (N·H),
-        the meta-network's per-node factors (8·N·d·r + N·d), the batch's factor softmaxes and
-        representations (3B rows of 6·d·r + 2·H) and the contrastive log-probabilities (the
+        the meta-network's per-node factors (4·N·d·r + N·d), the batch's factor softmaxes and
+        representations (3B rows of 4·d·r + H) and the contrastive log-probabilities (the
         distinct batch items and users, squared); on top, the larger of the heterography
         propagation's temporaries (4·N·H) and the backward pass's (3·N·H)."""
         d, rank, size = int(config["embedding_size"]), int(config["rank"]), int(batch["size"])
@@ -297,8 +297,8 @@ class REARM(Recommender):
                 "attention": 4 * (15 if n_mod > 1 else 8) * n_mod * items * d,
                 "user parts": 4 * n_mod * users * d,
                 "heterography": 4 * nodes * width,
-                "meta-network": 4 * (8 * nodes * d * rank + nodes * d),
-                "batch factors": 4 * 3 * size * (6 * d * rank + 2 * width),
+                "meta-network": 4 * (4 * nodes * d * rank + nodes * d),
+                "batch factors": 4 * 3 * size * (4 * d * rank + width),
                 "contrastive logits": 4 * int(contrast),
                 "largest temporary": 4 * 4 * nodes * width}
 
