@@ -31,12 +31,13 @@ from recsys.validation import validate_config
 
 def run_defaults(model_name: str | None = None) -> dict[str, Any]:
     """Every default of a run: top-level keys, ``dataset``, ``model`` (of ``model_name``,
-    default LightGCN), ``train`` and ``eval``, in the order ``config.yaml`` shows them."""
+    default LightGCN), ``train``, ``graphs`` and ``eval``, in the order ``config.yaml`` shows them."""
     name = model_name or "lightgcn"
     top = {k: v for k, v in CORE_DEFAULTS.items() if not isinstance(v, Mapping)}
     return copy.deepcopy({**top, "dataset": DATASET_DEFAULTS,
                           "model": {"name": name, **get_model_class(name).default_config()},
-                          "train": CORE_DEFAULTS["train"], "eval": CORE_DEFAULTS["eval"]})
+                          "train": CORE_DEFAULTS["train"], "graphs": CORE_DEFAULTS["graphs"],
+                          "eval": CORE_DEFAULTS["eval"]})
 
 
 def resolve(user: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -109,7 +110,11 @@ def build(config: dict, device: torch.device, dataset=None, graphs=None, pretrai
     the random state untouched.
     """
     dataset = dataset if dataset is not None else load_dataset(config["dataset"])
-    graphs = graphs if graphs is not None else GraphStore(dataset, device, cache_dir=config["cache_dir"])
+    if graphs is None:
+        try:
+            graphs = GraphStore(dataset, device, cache_dir=config["cache_dir"], graphs=config["graphs"])
+        except ValueError as exc:
+            raise ConfigError(f"graphs section: {exc}") from exc
     seed_everything(int(config["seed"]))
     model_cls = get_model_class(config["model"]["name"])
     with _model_config_errors(config):

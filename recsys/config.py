@@ -1,8 +1,9 @@
 """Run configuration mechanics and the core defaults.
 
-A run is ``dataset`` + ``model`` + ``train`` + ``eval`` sections plus a few top-level keys.
-This module holds the defaults of the core sections (top-level keys, ``train``, ``eval``),
-the recursive merge that validates keys against defaults, and ``--set`` override parsing.
+A run is ``dataset`` + ``model`` + ``train`` + ``graphs`` + ``eval`` sections plus a few top-level
+keys. This module holds the defaults of the core sections (top-level keys, ``train``,
+``graphs``, ``eval``), the recursive merge that validates keys against defaults, and ``--set``
+override parsing.
 The data layer owns the ``dataset`` defaults (:mod:`recsys.data.defaults`) and each model
 class its ``model`` defaults; :func:`recsys.compose.resolve` puts them together. Every key
 a user writes must exist in the defaults of its section; an unknown key is an error that
@@ -38,6 +39,17 @@ CORE_DEFAULTS: dict[str, Any] = {
         "amp": None,
         "progress": True,
         "tensorboard": False,
+    },
+    "graphs": {
+        "knn_backend": "exact",
+        "faiss": {
+            "index": "auto",
+            "flat_max_rows": 50_000,
+            "hnsw_m": 32,
+            "ef_construction": 100,
+            "ef_search": 128,
+            "seed": 0,
+        },
     },
     "eval": {
         "ks": [10, 20],

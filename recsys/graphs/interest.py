@@ -25,8 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys.graphs.knn import (MARGIN, as_float32, cosine_topk, default_chunk, exact_topk, highest_precision,
-                              knn_size, neighbour_graph, random_projection)
+from recsys.graphs.knn import (MARGIN, as_float32, default_chunk, exact_topk, highest_precision, knn_size,
+                              neighbour_graph, neighbours, random_projection)
 from recsys.graphs.planning import GraphSize
 from recsys.graphs.sparse import to_torch_csr
 
@@ -101,13 +101,17 @@ def _gram_candidates(mean_np: sp.csr_matrix, x: torch.Tensor, k: int,
 
 
 def interest_topk(interactions: sp.spmatrix, features, k: int, method: str = "direct",
-                  chunk_size: int | None = None,
-                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k cosine neighbours of the user interest vectors: (similarities, indices)."""
+                  chunk_size: int | None = None, device: torch.device | str = "cpu",
+                  search=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k cosine neighbours of the user interest vectors: (similarities, indices).
+
+    Exact, or found by ``search`` (:class:`recsys.graphs.ann.FaissSearch`) over the rows of
+    P = R̄X when given (``method`` then does not apply).
+    """
     if method not in METHODS:
         raise ValueError(f"method '{method}' is not one of {METHODS}")
-    if method == "direct":
-        return cosine_topk(user_interest(interactions, features, device), k, chunk_size, device)
+    if method == "direct" or search is not None:
+        return neighbours(user_interest(interactions, features, device), k, chunk_size, device, search)
     mean_np = mean_items_matrix(interactions)
     x = as_float32(features, device)
     n_users = mean_np.shape[0]
@@ -121,15 +125,17 @@ def interest_topk(interactions: sp.spmatrix, features, k: int, method: str = "di
 def interest_knn_graph(interactions: sp.spmatrix, features, k: int, weighted: bool = True,
                        method: str = "direct", chunk_size: int | None = None,
                        device: torch.device | str = "cpu", projection: int | None = None,
-                       seed: int = 0) -> torch.Tensor:
+                       seed: int = 0, search=None) -> torch.Tensor:
     """Normalised cosine kNN graph (U × U sparse CSR) of the user interest vectors R̄X.
 
     Exact unless ``projection`` is set: then the item features are randomly projected first
     (:func:`recsys.graphs.knn.random_projection`; R̄(XΩ) = (R̄X)Ω, so this is the projection
-    of the interest vectors), an explicit approximation.
+    of the interest vectors), an explicit approximation; or unless ``search`` finds the
+    neighbours approximately (:class:`recsys.graphs.ann.FaissSearch`; same similarities,
+    weights and normalisation).
     """
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     features = random_projection(features, projection, seed, device)
-    values, indices = interest_topk(interactions, features, k, method, chunk_size, device)
+    values, indices = interest_topk(interactions, features, k, method, chunk_size, device, search)
     return neighbour_graph(values, indices, weighted)

@@ -61,7 +61,7 @@ def float32_error(dim: int) -> float:
     return (dim + 10) * 2.0 ** -23
 
 
-def _inverse_norms(x: torch.Tensor, chunk: int) -> torch.Tensor:
+def inverse_norms(x: torch.Tensor, chunk: int) -> torch.Tensor:
     """1/‖x_i‖ in float64 (0 for zero rows)."""
     out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], chunk):
@@ -96,6 +96,43 @@ def _symmetric_topk(unit: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tenso
     return best_values, best_indices
 
 
+def _candidate_cosines(points: torch.Tensor, inverse: torch.Tensor, rows: torch.Tensor,
+                       candidates: torch.Tensor) -> torch.Tensor:
+    """Cosine of each row with its candidate columns (len(rows) × c), computed in float64 and
+    rounded to float32: the similarities by which neighbours are ranked."""
+    exact = torch.einsum("rd,rcd->rc", points[rows].double(), points[candidates].double())
+    return (exact * inverse[rows, None] * inverse[candidates]).float()
+
+
+def _candidate_step(columns: int, dim: int) -> int:
+    """Rows per block of :func:`_candidate_cosines` (at most 2^24 gathered float64 entries)."""
+    return max(1, (1 << 24) // (columns * dim))
+
+
+def _whole_row_topk(points: torch.Tensor, inverse: torch.Tensor, rows: torch.Tensor, k: int,
+                    chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k cosine neighbours of ``rows`` among all n rows (float64, O(chunk × n) memory)."""
+    n = points.shape[0]
+    out_values = torch.empty(rows.numel(), k, device=points.device)
+    out_indices = torch.empty(rows.numel(), k, dtype=torch.long, device=points.device)
+    for start in range(0, rows.numel(), chunk):
+        block = rows[start:start + chunk]
+        left = points[block].double() * inverse[block, None]
+        exact = torch.cat([(left @ (points[c:c + chunk].double() * inverse[c:c + chunk, None]).T).float()
+                           for c in range(0, n, chunk)], dim=1)
+        out_values[start:start + chunk], out_indices[start:start + chunk] = topk_rows(exact, k)
+    return out_values, out_indices
+
+
+def _zero_rows_and_sort(points: torch.Tensor, inverse: torch.Tensor, values: torch.Tensor,
+                        indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero rows get neighbours 0..k-1 with similarity 0; every row is then ordered by index."""
+    zero = inverse == 0
+    values[zero], indices[zero] = 0.0, torch.arange(k, device=points.device)
+    indices, order = indices.sort(dim=1)
+    return values.gather(1, order), indices
+
+
 def exact_topk(points: torch.Tensor, values: torch.Tensor, indices: torch.Tensor, k: int,
                error: torch.Tensor | float, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact top-k cosine neighbours of every row of ``points`` from float32 candidates.
@@ -108,10 +145,9 @@ def exact_topk(points: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
     """
     n, kk = indices.shape
     error = torch.as_tensor(error, dtype=torch.float32, device=points.device).expand(n)
-    inverse = _inverse_norms(points, chunk)
+    inverse = inverse_norms(points, chunk)
     out_values, out_indices = values[:, :k].clone(), indices[:, :k].clone()
     zero = inverse == 0
-    out_values[zero], out_indices[zero] = 0.0, torch.arange(k, device=points.device)
     if kk == k and kk == n:
         unsettled = torch.ones(n, dtype=torch.bool, device=points.device)
     elif kk > k:
@@ -120,27 +156,55 @@ def exact_topk(points: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
         raise ValueError(f"need more than k = {k} candidates per row to decide the top k")
     unsettled = (unsettled & ~zero).nonzero().flatten()
 
-    step = max(1, (1 << 24) // (kk * points.shape[1]))
+    step = _candidate_step(kk, points.shape[1])
     whole_rows = []
     for start in range(0, unsettled.numel(), step):
         rows = unsettled[start:start + step]
         cand = indices[rows]
-        exact = torch.einsum("rd,rcd->rc", points[rows].double(), points[cand].double())
-        exact = (exact * inverse[rows, None] * inverse[cand]).float()
-        exact_values, exact_indices = sort_rows(exact, cand)
+        exact_values, exact_indices = sort_rows(_candidate_cosines(points, inverse, rows, cand), cand)
         out_values[rows], out_indices[rows] = exact_values[:, :k], exact_indices[:, :k]
         if kk < n:
             whole_rows.append(rows[values[rows, -1] + error[rows] >= exact_values[:, k - 1]])
     if whole_rows:
         rows_left = torch.cat(whole_rows)
-        for start in range(0, rows_left.numel(), chunk):
-            rows = rows_left[start:start + chunk]
-            left = points[rows].double() * inverse[rows, None]
-            exact = torch.cat([(left @ (points[c:c + chunk].double() * inverse[c:c + chunk, None]).T).float()
-                               for c in range(0, n, chunk)], dim=1)
-            out_values[rows], out_indices[rows] = topk_rows(exact, k)
-    out_indices, order = out_indices.sort(dim=1)
-    return out_values.gather(1, order), out_indices
+        out_values[rows_left], out_indices[rows_left] = _whole_row_topk(points, inverse, rows_left, k, chunk)
+    return _zero_rows_and_sort(points, inverse, out_values, out_indices, k)
+
+
+def refine_topk(points: torch.Tensor, candidates: torch.Tensor, k: int,
+                chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k cosine neighbours of every row of ``points`` among its candidate columns.
+
+    ``candidates`` (n × c, any order, −1 for "none") come from an approximate search; the row's
+    own index is always added. Each row's candidates are ranked by their exact cosine (float64,
+    rounded to float32), then the lower index, as :func:`exact_topk` ranks, so the result
+    equals the exact top k whenever the candidates contain it. A row with fewer than k
+    distinct candidates is searched over all n rows. Returns (values, indices), n × min(k, n),
+    each row by ascending index.
+    """
+    n = points.shape[0]
+    k = min(int(k), n)
+    inverse = inverse_norms(points, chunk)
+    own = torch.arange(n, device=points.device)[:, None]
+    missing = max(0, k - 1 - candidates.shape[1])
+    candidates = torch.cat([own, candidates.to(points.device), own.expand(n, missing)], dim=1)
+    candidates = torch.where(candidates < 0, own, candidates).sort(dim=1).values
+    repeated = torch.zeros_like(candidates, dtype=torch.bool)
+    repeated[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
+    out_values = torch.empty(n, k, device=points.device)
+    out_indices = torch.empty(n, k, dtype=torch.long, device=points.device)
+    step = _candidate_step(candidates.shape[1], points.shape[1])
+    short = []
+    for start in range(0, n, step):
+        rows = torch.arange(start, min(start + step, n), device=points.device)
+        sims = _candidate_cosines(points, inverse, rows, candidates[rows]).masked_fill_(repeated[rows], -torch.inf)
+        ranked_values, ranked_indices = sort_rows(sims, candidates[rows])
+        out_values[rows], out_indices[rows] = ranked_values[:, :k], ranked_indices[:, :k]
+        short.append(rows[ranked_values[:, k - 1] == -torch.inf])
+    rows_left = torch.cat(short)
+    if rows_left.numel():
+        out_values[rows_left], out_indices[rows_left] = _whole_row_topk(points, inverse, rows_left, k, chunk)
+    return _zero_rows_and_sort(points, inverse, out_values, out_indices, k)
 
 
 def cosine_topk(features, k: int, chunk_size: int | None = None,
@@ -207,15 +271,28 @@ def random_projection(features, dim: int | None, seed: int = 0, device: torch.de
 
 
 def knn_graph(features, k: int, weighted: bool = True, chunk_size: int | None = None,
-              device: torch.device | str = "cpu", projection: int | None = None, seed: int = 0) -> torch.Tensor:
+              device: torch.device | str = "cpu", projection: int | None = None, seed: int = 0,
+              search=None) -> torch.Tensor:
     """Normalised cosine kNN graph Ŝ of the rows of ``features`` (n × n sparse CSR on ``device``).
 
-    Exact unless ``projection`` is set (see the module docstring; ``seed`` fixes Ω).
+    Exact unless ``projection`` is set (see the module docstring; ``seed`` fixes Ω) or
+    ``search`` is an approximate neighbour search (:class:`recsys.graphs.ann.FaissSearch`),
+    which only changes how the neighbours are found: similarities, weights and
+    normalisation are those of the exact graph.
     """
+    values, indices = neighbours(random_projection(features, projection, seed, device), k, chunk_size, device, search)
+    return neighbour_graph(values, indices, weighted)
+
+
+def neighbours(points, k: int, chunk_size: int | None = None, device: torch.device | str = "cpu",
+               search=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k cosine neighbours of the rows of ``points``: :func:`cosine_topk` when ``search`` is
+    None, else ``search.topk`` (same contract)."""
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    values, indices = cosine_topk(random_projection(features, projection, seed, device), k, chunk_size, device)
-    return neighbour_graph(values, indices, weighted)
+    if search is None:
+        return cosine_topk(points, k, chunk_size, device)
+    return search.topk(points, k, chunk_size, device)
 
 
 def knn_size(n: int, k: int, dim: int = 0, chunk_size: int | None = None) -> GraphSize:

@@ -18,11 +18,12 @@ recorded with their exact size.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
 from recsys.errors import ConfigError
+from recsys.graphs.ann import knn_search
 from recsys.graphs.bipartite import build_bipartite
 from recsys.graphs.cache import GraphCache
 from recsys.graphs.cooccurrence import (cooccurrence_paths, cooccurrence_size, item_cooccurrence_graph,
@@ -48,11 +49,14 @@ class GraphStore:
     makes the item and user kNN graphs of modalities with more dimensions approximate, from
     features randomly projected to that many dimensions (:func:`recsys.graphs.knn.random_projection`).
     ``planning=True`` sizes the expensive graphs instead of building them (module docstring).
+    ``graphs`` is the run config's ``graphs`` section: ``knn_backend: faiss`` finds the
+    neighbours of every item and user kNN graph with FAISS (:mod:`recsys.graphs.ann`; None or
+    ``exact``: the exact builders). Cached kNN graphs are keyed by the search and its parameters.
     """
 
     def __init__(self, dataset, device: torch.device | str = "cpu", cache_dir=None,
                  chunk_size: int | None = None, user_knn_method: str = "direct",
-                 knn_projection: int | None = None, planning: bool = False) -> None:
+                 knn_projection: int | None = None, planning: bool = False, graphs: Mapping | None = None) -> None:
         self.dataset = dataset
         self.device = torch.device(device)
         self.cache_dir = cache_dir
@@ -61,6 +65,8 @@ class GraphStore:
         self.knn_projection = None if knn_projection is None else int(knn_projection)
         self.planning = bool(planning)
         self.plan: list[PlannedGraph] = []
+        self.knn_search = knn_search(graphs)
+        self.knn_search_key = "exact" if self.knn_search is None else self.knn_search.key()
         self._memo: dict[tuple, torch.Tensor] = {}
         self._sizes: dict[tuple, GraphSize] = {}  # of the planned graphs that were not built
         self._keys: dict[int, tuple] = {}
@@ -164,9 +170,11 @@ class GraphStore:
     def item_knn(self, modality_weights: dict[str, float], k: int, weighted: bool = True) -> torch.Tensor:
         """Σ_m w_m Ŝ_m over items, Ŝ_m the normalised top-k cosine graph of X_m (§2), I × I."""
         def one(modality: str) -> torch.Tensor:
-            params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "projection": self.knn_projection}
+            params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "projection": self.knn_projection,
+                      "search": self.knn_search_key}
             return self._get("item_knn", params, lambda: knn_graph(
-                self._features(modality), int(k), bool(weighted), self.chunk_size, self.device, self.knn_projection),
+                self._features(modality), int(k), bool(weighted), self.chunk_size, self.device, self.knn_projection,
+                search=self.knn_search),
                 size=lambda: knn_size(self.dataset.n_items, int(k), self._features(modality).shape[1],
                                       self.chunk_size))
         return self._mixed("item_knn_mix", modality_weights, one, {"k": int(k), "weighted": bool(weighted)})
@@ -182,10 +190,10 @@ class GraphStore:
         """Σ_m w_m Ŝ_m over users, Ŝ_m the normalised top-k cosine graph of P_m (§3), U × U."""
         def one(modality: str) -> torch.Tensor:
             params = {"modality": modality, "k": int(k), "weighted": bool(weighted), "method": self.user_knn_method,
-                      "projection": self.knn_projection}
+                      "projection": self.knn_projection, "search": self.knn_search_key}
             return self._get("user_interest_knn", params, lambda: interest_knn_graph(
                 self._train(), self._features(modality), int(k), bool(weighted), self.user_knn_method,
-                self.chunk_size, self.device, self.knn_projection),
+                self.chunk_size, self.device, self.knn_projection, search=self.knn_search),
                 size=lambda: interest_knn_size(self.dataset.n_users, self.dataset.n_items, int(k),
                                                self._features(modality).shape[1], self.user_knn_method,
                                                self.chunk_size))
