@@ -17,7 +17,7 @@ Which index, by the number of rows n (``index: auto``):
 - ``hnsw`` (n > ``flat_max_rows``): a hierarchical navigable small-world graph over the
   normalised rows (Malkov & Yashunin, IEEE TPAMI 2020; ``IndexHNSWFlat``, inner product) with
   ``hnsw_m`` links per node (M, default 32), ``ef_construction`` candidates while inserting
-  (default 100) and ``ef_search`` candidates while searching (default 128; at least
+  (default 200) and ``ef_search`` candidates while searching (default 256; at least
   k + MARGIN). Each row asks for k + MARGIN candidates, which are then ranked exactly
   (:func:`recsys.graphs.knn.refine_topk`); a true neighbour that the search misses is
   replaced by the next best candidate, the only approximation. Build time is about
@@ -77,8 +77,8 @@ class FaissSearch:
     index: str = "auto"
     flat_max_rows: int = 50_000
     hnsw_m: int = 32
-    ef_construction: int = 100
-    ef_search: int = 128
+    ef_construction: int = 200
+    ef_search: int = 256
     seed: int = 0
 
     def __post_init__(self) -> None:

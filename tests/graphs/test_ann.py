@@ -180,3 +180,12 @@ def test_run_config_selects_the_backend(monkeypatch):
     bad = compose.resolve({"graphs": {"knn_backend": "faiss", "faiss": {"ef_search": -1}}, "device": "cpu"})
     with pytest.raises(ConfigError, match="graphs.faiss.ef_search"):
         compose.build(bad, torch.device("cpu"), data)
+
+
+def test_config_defaults_are_the_search_defaults():
+    from dataclasses import asdict
+
+    from recsys.config import CORE_DEFAULTS
+
+    assert CORE_DEFAULTS["graphs"]["knn_backend"] == "exact"
+    assert CORE_DEFAULTS["graphs"]["faiss"] == asdict(FaissSearch())
