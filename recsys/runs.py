@@ -147,10 +147,11 @@ def resume(run_dir: str | Path) -> dict:
     return train(_run_config(run_dir), run_dir=run_dir, resume=(run_dir / "last.pt").exists())
 
 
-def load_run(run_dir: str | Path, device: str = "auto", data: str | Path | None = None) -> TrainedRun:
+def load_run(run_dir: str | Path, device: str = "auto", data: str | Path | None = None,
+             index: str = "exact") -> TrainedRun:
     """A finished run ready to recommend: its dataset and model with the best checkpoint, in
-    eval mode (:class:`recsys.serving.TrainedRun`). ``data`` is the dataset folder when it
-    is no longer where the run was trained from."""
+    eval mode (:class:`recsys.serving.TrainedRun`; ``index``: exact or faiss top-K search).
+    ``data`` is the dataset folder when it is no longer where the run was trained from."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
         raise RunFolderError(f"'{run_dir}' has no best.pt: it is not a finished training run folder")
@@ -160,7 +161,7 @@ def load_run(run_dir: str | Path, device: str = "auto", data: str | Path | None 
     best = torch.load(run_dir / "best.pt", map_location=torch_device, weights_only=False)
     components.model.load_state_dict(best["model"])
     return TrainedRun(components.model, components.dataset, torch_device, run_dir=run_dir, config=config,
-                      task=components.task)
+                      task=components.task, index=index)
 
 
 def evaluate_run(run: TrainedRun, splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:

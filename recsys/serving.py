@@ -9,6 +9,11 @@ score descending, ties broken by the lower item index (the rule of
 Items the user interacted with in ``train`` (default), ``train+valid`` or ``none`` are
 excluded; a user with fewer than K remaining items gets fewer rows. Rows: ``user`` (raw id),
 ``rank`` (1..K), ``item`` (raw id), ``score`` (float32).
+
+``index="faiss"`` (``recsys export --index faiss``) finds the top K in a FAISS HNSW index over
+the item representations instead of scoring every item, for large catalogues: approximate,
+for models that score by inner product (:mod:`recsys.evaluation.retrieval`; needs
+``pip install "recsys[faiss]"``).
 """
 from __future__ import annotations
 
@@ -25,8 +30,11 @@ from tqdm import tqdm
 from recsys.data.dataset import Dataset
 from recsys.errors import DataError
 from recsys.evaluation.ranking import csr_rows_to_coo, topk_excluding
+from recsys.evaluation.retrieval import FaissRetriever
+from recsys.models.base import Recommender
 
 EXCLUDE_MODES = ("train", "train+valid", "none")
+INDEXES = ("exact", "faiss")
 SCHEMA = pa.schema([("user", pa.string()), ("rank", pa.int32()), ("item", pa.string()), ("score", pa.float32())])
 SHOWN_UNKNOWN = 5
 
@@ -39,14 +47,23 @@ class TrainedRun:
     """A trained model with its dataset's raw ids: top-K lists and pair scores by raw id.
 
     The final representations (``model.embeddings()``) are computed on first use and kept;
-    every score is ``model.scores(users, cache)`` on a batch of users.
+    every score is ``model.scores(users, cache)`` on a batch of users. ``index="faiss"`` takes
+    the top-K lists from a FAISS index over the item representations (module docstring).
     """
 
     def __init__(self, model: torch.nn.Module, dataset: Dataset, device: torch.device | str = "cpu",
-                 run_dir: str | Path | None = None, config: dict | None = None, task=None) -> None:
+                 run_dir: str | Path | None = None, config: dict | None = None, task=None,
+                 index: str = "exact") -> None:
         """``task`` (the run's training task) evaluates splits; ``run_dir`` and ``config``
-        identify the run in export manifests."""
+        identify the run in export manifests; ``index`` is ``exact`` or ``faiss``."""
+        if index not in INDEXES:
+            raise ValueError(f"index must be one of {', '.join(INDEXES)}, got '{index}'")
+        if index == "faiss" and type(model).scores is not Recommender.scores:
+            raise ValueError(f"model {type(model).__name__} scores items with its own rule, not the inner product "
+                             f"of its embeddings(); the FAISS index needs inner-product scores: use index exact")
         self.model = model.eval()
+        self.index = index
+        self._retriever: FaissRetriever | None = None
         self.dataset = dataset
         self.device = torch.device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -60,10 +77,25 @@ class TrainedRun:
         self._exclusions: dict[str, sp.csr_matrix | None] = {}
 
     @torch.no_grad()
-    def _scores(self, users: torch.Tensor) -> torch.Tensor:
+    def _representations(self):
         if self._cache is None:
             self._cache = self.model.embeddings()
-        return self.model.scores(users, self._cache).float()
+        return self._cache
+
+    def _scores(self, users: torch.Tensor) -> torch.Tensor:
+        return self.model.scores(users, self._representations()).float()
+
+    def _top_k(self, users: np.ndarray, k: int, excluded: sp.csr_matrix | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, items) of the top k of a batch of users, best first; masked positions score -inf."""
+        user_tensor = torch.from_numpy(users).to(self.device)
+        if self.index == "faiss":
+            user_vectors, item_vectors = self._representations()
+            if self._retriever is None:
+                self._retriever = FaissRetriever(item_vectors)
+            return self._retriever.search(user_vectors[user_tensor], k,
+                                          excluded[users] if excluded is not None else None)
+        mask = csr_rows_to_coo(excluded, users, self.device) if excluded is not None else None
+        return topk_excluding(self._scores(user_tensor), mask, k)
 
     def user_indices(self, raw_ids: Sequence, skip_unknown: bool = False) -> tuple[np.ndarray, list[str]]:
         """Indices of ``raw_ids`` (in order) and the unknown ids; unknown ids raise unless skipped."""
@@ -112,9 +144,7 @@ class TrainedRun:
         with tqdm(total=len(users), unit="user", desc="export", disable=not progress) as bar:
             for start in range(0, len(users), batch_size):
                 batch = users[start:start + batch_size]
-                scores = self._scores(torch.from_numpy(batch).to(self.device))
-                mask = csr_rows_to_coo(excluded, batch, self.device) if excluded is not None else None
-                values, items = topk_excluding(scores, mask, k)
+                values, items = self._top_k(batch, k, excluded)
                 values, items = values.cpu().numpy(), items.cpu().numpy()
                 keep = values > -np.inf
                 rows, cols = np.nonzero(keep)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from recsys.export.topk import FORMATS, parse_shard
-from recsys.serving import EXCLUDE_MODES
+from recsys.serving import EXCLUDE_MODES, INDEXES
 
 
 def _shard_argument(text: str) -> tuple[int, int]:
@@ -27,7 +27,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     manifest = export_run(args.run_dir, k=args.k, users=args.users, exclude=args.exclude, fmt=args.format,
                           out=args.out, batch_size=args.batch_size, device=args.device, shard=args.shard,
-                          skip_unknown=args.skip_unknown, progress=not args.no_progress, data=args.data)
+                          skip_unknown=args.skip_unknown, progress=not args.no_progress, data=args.data,
+                          index=args.index)
     out = Path(manifest["output"])
     skipped = manifest["users"]["unknown_skipped"]
     print(f"wrote {manifest['rows']:,} rows for {manifest['users']['exported']:,} users to {out}"
@@ -56,6 +57,9 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--exclude", choices=EXCLUDE_MODES, default="train",
                         help="interactions never recommended again (default train)")
     parser.add_argument("--format", choices=FORMATS, default="parquet")
+    parser.add_argument("--index", choices=INDEXES, default="exact",
+                        help="exact: score every item (default); faiss: approximate top-K from a FAISS HNSW index "
+                             "over the item representations, for large catalogues (needs recsys[faiss])")
     parser.add_argument("--out", default=None,
                         help="output file (default RUN_DIR/exports/top{K}-exclude_{EXCLUDE}[.shardIofN].{FORMAT})")
     parser.add_argument("--batch-size", type=_positive, default=4096, help="users scored at once")

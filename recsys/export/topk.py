@@ -1,7 +1,8 @@
 """Offline top-K recommendation export from a finished training run (``recsys export``).
 
 The rows are those of :meth:`recsys.serving.TrainedRun.top_k` (user, rank, item, score with
-raw ids; ties to the lower item index; train, train+valid or no items excluded), written as
+raw ids; ties to the lower item index; train, train+valid or no items excluded; exact, or from
+a FAISS index with ``index="faiss"``), written as
 Parquet, CSV or JSON lines to a temporary file that replaces the target only when complete,
 next to a manifest (``<stem>.manifest.json``: run, checkpoint SHA-256, K, exclusion, users,
 shard, row count, file checksums). A shard ``I/N`` exports the I-th (0-based) of N
@@ -147,6 +148,7 @@ def _manifest(recommender: TrainedRun, k, exclude, fmt, source, requested, unkno
                        if checkpoint is not None and checkpoint.is_file() else None),
         "k": k,
         "exclude": exclude,
+        "index": recommender.index,
         "tie_break": "score descending, then lower item index",
         "users": {"source": source, "requested": requested, "unknown_skipped": len(unknown),
                   "unknown_first": unknown[:SHOWN_UNKNOWN], "exported": int(len(indices))},
@@ -166,10 +168,11 @@ def _manifest(recommender: TrainedRun, k, exclude, fmt, source, requested, unkno
 def export_run(run_dir: str | Path, k: int = 50, users: str | Path = "all", exclude: str = "train",
                fmt: str = "parquet", out: str | Path | None = None, batch_size: int = 4096, device: str = "auto",
                shard: str | tuple[int, int] | None = None, skip_unknown: bool = False, progress: bool = True,
-               data: str | Path | None = None) -> dict:
+               data: str | Path | None = None, index: str = "exact") -> dict:
     """Load ``run_dir``'s best checkpoint and :func:`export` its top-K lists (``recsys export``);
-    ``data`` is the dataset folder when it is no longer where the run was trained from."""
+    ``data`` is the dataset folder when it is no longer where the run was trained from; ``index``
+    is ``exact`` or ``faiss`` (:class:`recsys.serving.TrainedRun`)."""
     if isinstance(shard, str):
         shard = parse_shard(shard)
-    return export(load_run(run_dir, device, data), k, users, exclude, fmt, out, batch_size, shard, skip_unknown,
-                  progress)
+    return export(load_run(run_dir, device, data, index), k, users, exclude, fmt, out, batch_size, shard,
+                  skip_unknown, progress)
