@@ -15,7 +15,9 @@ Two exact ways to get the similarities, chosen by ``method``:
   4096-d image features: about 2.8 times fewer products), at the price of a dense I × I matrix.
 Either way the float32 products only propose candidates and the kept neighbours are decided
 exactly (:func:`recsys.graphs.knn.exact_topk`), so both methods keep the same neighbours;
-only the float32 rounding of some similarity values can differ.
+only the float32 rounding of some similarity values can differ. With ``search`` (a
+:class:`recsys.graphs.ann.FaissSearch`, for large user sets) the rows of P are searched with
+FAISS instead, and ``method`` does not apply.
 """
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def test_short_candidate_lists_fall_back_to_exact(monkeypatch):
     users, items = _vectors(n_users=12, n_items=200, seed=5)
     excluded = _excluded(12, 200, seed=6)
     retriever = FaissRetriever(items, max_overfetch=0)                  # no over-fetch at all
-    values, found = retriever.search(users, 10, excluded)
+    _, found = retriever.search(users, 10, excluded)
     expected, _ = brute_force(users, items, 10, excluded)
     np.testing.assert_array_equal(found.numpy(), expected)              # every user with exclusions fell back
     for u in range(12):
@@ -98,7 +98,7 @@ def test_short_candidate_lists_fall_back_to_exact(monkeypatch):
 
 def test_faiss_retrieval_without_exclusions_and_k_above_the_catalogue():
     users, items = _vectors(n_users=5, n_items=30, seed=7)
-    values, found = FaissRetriever(items).search(users, 50)
+    _, found = FaissRetriever(items).search(users, 50)
     expected, _ = brute_force(users, items, 30, None)
     assert found.shape == (5, 30)
     np.testing.assert_array_equal(found.numpy(), expected)
