@@ -44,10 +44,10 @@ CORE_DEFAULTS: dict[str, Any] = {
         "knn_backend": "exact",
         "faiss": {
             "index": "auto",
-            "flat_max_rows": 50_000,
+            "flat_max_rows": 200_000,
             "hnsw_m": 32,
-            "ef_construction": 200,
-            "ef_search": 256,
+            "ef_construction": 128,
+            "ef_search": 128,
             "seed": 0,
         },
     },

@@ -10,18 +10,22 @@ and D^-1/2 S D^-1/2 normalisation are those of :func:`recsys.graphs.knn.neighbou
 
 Which index, by the number of rows n (``index: auto``):
 
-- ``flat`` (n ≤ ``flat_max_rows``, default 50,000): exhaustive inner product of the
+- ``flat`` (n ≤ ``flat_max_rows``, default 200,000): exhaustive inner product of the
   L2-normalised rows (``IndexFlatIP``). Its top-(k + MARGIN) candidates are decided exactly by
   :func:`recsys.graphs.knn.exact_topk`, so the neighbours are those of the exact builder
-  (nothing is approximated; FAISS only does the n² products, on all its threads).
+  (nothing is approximated; FAISS only does the n² products, in BLAS blocks with a heap per
+  row, several times faster than the exact builder). Still n² D: beyond a few 10^5 rows
+  HNSW is cheaper.
 - ``hnsw`` (n > ``flat_max_rows``): a hierarchical navigable small-world graph over the
   normalised rows (Malkov & Yashunin, IEEE TPAMI 2020; ``IndexHNSWFlat``, inner product) with
   ``hnsw_m`` links per node (M, default 32), ``ef_construction`` candidates while inserting
-  (default 200) and ``ef_search`` candidates while searching (default 256; at least
-  k + MARGIN). Each row asks for k + MARGIN candidates, which are then ranked exactly
+  (default 128) and max(``ef_search``, 4 (k + MARGIN)) candidates while searching (default
+  ef_search 128: 128 for k = 10, 192 for k = 40; recall falls as k nears the search width).
+  Each row asks for k + MARGIN candidates, which are then ranked exactly
   (:func:`recsys.graphs.knn.refine_topk`); a true neighbour that the search misses is
   replaced by the next best candidate, the only approximation. Build time is about
-  n · ef_construction · M distance computations, search n · ef_search · M: linear in n.
+  n · ef_construction · M distance computations, search n · ef_search · M, times a factor
+  that grows like log n: nearly linear in n.
   Recall@k against exact: bench/README.md (``bench/knn_faiss.py``).
 
 Determinism: the HNSW level of each node is drawn from FAISS's generator seeded with
@@ -46,6 +50,7 @@ from recsys.graphs.knn import (MARGIN, as_float32, default_chunk, exact_topk, fl
 BACKENDS = ("exact", "faiss")
 INDEXES = ("auto", "flat", "hnsw")
 SEARCH_ROWS = 1 << 16     # query rows per FAISS search call
+EF_PER_CANDIDATE = 4      # HNSW search width per requested candidate, at least
 
 
 def import_faiss():
@@ -75,10 +80,10 @@ class FaissSearch:
     keys of the ``graphs.faiss`` config section."""
 
     index: str = "auto"
-    flat_max_rows: int = 50_000
+    flat_max_rows: int = 200_000
     hnsw_m: int = 32
-    ef_construction: int = 200
-    ef_search: int = 256
+    ef_construction: int = 128
+    ef_search: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -139,7 +144,7 @@ class FaissSearch:
         index.hnsw.rng = faiss.RandomGenerator(self.seed)
         with faiss_threads(faiss, 1):
             index.add(unit)
-        index.hnsw.efSearch = max(self.ef_search, wanted)
+        index.hnsw.efSearch = max(self.ef_search, EF_PER_CANDIDATE * wanted)
         return index
 
 
