@@ -12,7 +12,7 @@ Cases, each in its own process (one torch thread, OMP/MKL one thread):
   train items (scores ⟨z_u, z_i⟩ then favour the user's clusters, as trained ones do).
 
 For every case the top-50 lists of the users (train items excluded) come from the export's
-:meth:`recsys.export.RunRecommender.top_k` (scoring, exclusion, top-K and the Arrow rows, not
+:meth:`recsys.serving.TrainedRun.top_k` (scoring, exclusion, top-K and the Arrow rows, not
 the file writing, which is the same for both), with ``index="exact"`` and ``index="faiss"``
 (default parameters, index build included in its time). The exact export of all users is timed
 up to 100k items; at 1M items it is timed on 20,000 seeded users and extrapolated linearly in
@@ -51,9 +51,8 @@ TARGET_RECALL = 0.98
 
 
 def sports_recommender(work_dir: Path, epochs: int, index: str):
-    from recsys.config import resolve
-    from recsys.export import load_run
-    from recsys.training import train
+    from recsys.compose import resolve
+    from recsys.runs import load_run, train
 
     run_dir = work_dir / "sports-lightgcn"
     if not (run_dir / "results.json").exists():
@@ -87,13 +86,13 @@ class StandIn:
 
 
 def synthetic_recommender(work_dir: Path, n_items: int, index: str):
-    from recsys.export import RunRecommender
+    from recsys.serving import TrainedRun
 
     if not (work_dir / f"scaling-{n_items}.npz").exists():
         work_dir.mkdir(parents=True, exist_ok=True)
         stage_data(work_dir, n_items)
     dataset = load(work_dir, n_items)
-    return RunRecommender(StandIn(dataset).model, dataset, "cpu", index=index)
+    return TrainedRun(StandIn(dataset).model, dataset, "cpu", index=index)
 
 
 def timed_rows(recommender, users: np.ndarray) -> dict:

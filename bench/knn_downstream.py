@@ -68,7 +68,9 @@ def dataset_section(name: str) -> dict:
 
 def run_config(model: str, backend: str, args) -> dict:
     """The resolved config of one run (module docstring)."""
-    from recsys.config import load_yaml, merge, resolve
+    from recsys.compose import resolve
+    from recsys.config import merge
+    from recsys.io import load_yaml
 
     base = load_yaml(REPO / MODELS[model]["file"]) if "file" in MODELS[model] else {}
     override = {
@@ -86,7 +88,7 @@ def run_config(model: str, backend: str, args) -> dict:
 
 def run_single(model: str, backend: str, args) -> dict:
     """Child process: train one (model, backend) and return its record."""
-    from recsys.training import train
+    from recsys.runs import train
 
     results = train(run_config(model, backend, args))
     epochs = [json.loads(line) for line in Path(results["run_dir"], "metrics.jsonl").read_text().splitlines()]
