@@ -14,8 +14,10 @@ Fixed budget, the same for every run: seed 2024, batch 8192, learning rate 5e-3 
 optimiser), ``--epochs`` epochs (default 20) with validation every ``--eval-every`` (default 5)
 and no early stopping within the budget; test Recall@20 and NDCG@20 at the best-valid
 evaluation. FREEDOM with MMRec's defaults, SIGER with ``detach_anchor`` and contrastive sets of
-at most 2,048 nodes (the configuration chosen in ``multimodal_sports.py``), REARM with
-``configs/models/rearm.yaml`` (AdamW, negatives outside train/valid/test). One torch thread
+at most 2,048 nodes (the configuration chosen in ``multimodal_sports.py``), REARM with the
+published Sports hyper-parameters (``configs/experiments/rearm_sports.yaml``: AdamW, item
+k = 5, user k = 25, negatives outside train/valid/test) on the text modality alone, as in
+``rearm_sports.py``. One torch thread
 per run, ``--jobs`` runs at once, each in its own process; the kNN graphs of each backend are
 built once and shared through a graph cache in ``--work-dir``. The graphs themselves are also
 compared: per backend, recall of the exact neighbours (item k = 10, user k = 40) and the largest
@@ -48,8 +50,9 @@ TRAIN = {"batch_size": 8192, "lr": 5e-3}
 MODELS = {
     "freedom": {"model": {"name": "freedom"}},
     "siger": {"model": {"name": "siger", "detach_anchor": True, "cl_max_nodes": 2048}},
-    "rearm": {"file": "configs/models/rearm.yaml"},
+    "rearm": {"file": "configs/experiments/rearm_sports.yaml"},
 }
+TEXT_ONLY = {"item_modality_weights": {"text": 1.0}, "user_modality_weights": {"text": 1.0}}
 BACKENDS = {
     "exact": {"knn_backend": "exact"},
     "faiss": {"knn_backend": "faiss"},
@@ -63,7 +66,7 @@ def dataset_section(name: str) -> dict:
     if name == "sports":
         return {"format": "rearm", "path": str(SHARED_DATA / "amazon" / "sports"), "name": "sports",
                 "modalities": ["text"]}
-    return {"format": "synthetic", "name": "synthetic"}
+    return {"format": "synthetic", "name": "synthetic", "modalities": ["text"]}
 
 
 def run_config(model: str, backend: str, args) -> dict:
@@ -73,6 +76,8 @@ def run_config(model: str, backend: str, args) -> dict:
     from recsys.io import load_yaml
 
     base = load_yaml(REPO / MODELS[model]["file"]) if "file" in MODELS[model] else {}
+    if model == "rearm":
+        base["model"].update(TEXT_ONLY)
     override = {
         "seed": SEED, "device": "cpu", "threads": 1, "run_name": f"{model}-{backend}",
         "output_dir": str(args.work_dir / args.dataset / "runs"), "cache_dir": str(args.work_dir / args.dataset / "cache"),
