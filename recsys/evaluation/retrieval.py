@@ -81,7 +81,7 @@ class FaissRetriever:
                             ("max_overfetch", max_overfetch)):
             if int(value) < (0 if name == "max_overfetch" else 1):
                 raise ValueError(f"{name} must be positive, got {value}")
-        faiss = import_faiss()
+        faiss = import_faiss("the FAISS top-K index (export --index faiss)", "use the exact index")
         self.item_vectors = item_vectors.detach().float()
         self.ef_search = int(ef_search)
         self.max_overfetch = int(max_overfetch)

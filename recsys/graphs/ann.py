@@ -44,6 +44,7 @@ from typing import Iterator, Mapping
 import numpy as np
 import torch
 
+from recsys.errors import ConfigError
 from recsys.graphs.knn import (MARGIN, as_float32, default_chunk, exact_topk, float32_error, highest_precision,
                               refine_topk)
 
@@ -53,13 +54,14 @@ SEARCH_ROWS = 1 << 16     # query rows per FAISS search call
 EF_PER_CANDIDATE = 4      # HNSW search width per requested candidate, at least
 
 
-def import_faiss():
-    """The ``faiss`` module, or an ImportError that says how to install it."""
+def import_faiss(needed_by: str = "graphs.knn_backend: faiss", otherwise: str = "set graphs.knn_backend: exact"):
+    """The ``faiss`` module, or a ConfigError naming the setting that needs it and how to
+    install it."""
     try:
         import faiss
     except ImportError as exc:
-        raise ImportError("the FAISS kNN backend needs the faiss package: pip install \"recsys[faiss]\" "
-                          "(or pip install faiss-cpu), or set graphs.knn_backend: exact") from exc
+        raise ConfigError(f"{needed_by} needs the faiss package, which is not installed: pip install "
+                          f"\"recsys[faiss]\" (or pip install faiss-cpu); or {otherwise}") from exc
     return faiss
 
 
@@ -153,7 +155,7 @@ def knn_search(graphs: Mapping | None) -> FaissSearch | None:
 
     ``graphs`` is ``{"knn_backend": "exact" | "faiss", "faiss": {...FaissSearch fields}}``;
     None means exact. Bad values raise ValueError naming the key; ``faiss`` missing raises
-    ImportError with the install command.
+    ConfigError with the install command.
     """
     graphs = dict(graphs or {})
     backend = graphs.get("knn_backend", "exact")

@@ -152,9 +152,14 @@ def test_exact_backend_is_no_search():
 
 
 def test_missing_faiss_says_how_to_install(monkeypatch):
+    from recsys.errors import ConfigError
+    from recsys.evaluation.retrieval import FaissRetriever
+
     monkeypatch.setitem(sys.modules, "faiss", None)
-    with pytest.raises(ImportError, match=r"pip install \"recsys\[faiss\]\""):
+    with pytest.raises(ConfigError, match=r"graphs.knn_backend: faiss needs .*pip install \"recsys\[faiss\]\""):
         knn_search({"knn_backend": "faiss"})
+    with pytest.raises(ConfigError, match=r"--index faiss.*pip install"):
+        FaissRetriever(torch.ones(3, 2))
 
 
 def test_run_config_selects_the_backend(monkeypatch):
