@@ -154,10 +154,11 @@ def run_case(case: str, work_dir: Path, sports_epochs: int) -> dict:
 def markdown(results: dict) -> str:
     lines = [BEGIN, "## Top-50 export with the FAISS index (`export_faiss.py`)", "",
              f"Commit {results['commit']}, faiss {results['faiss_version']}; one thread, CPU seconds of the top-50 rows "
-             "of all users (train items excluded; file writing left out, it is the same for both); FAISS: HNSW "
-             "M 32, efConstruction 200, efSearch 256, index build included. `~` = exact time extrapolated from 20,000 "
-             "users. Sports: LightGCN trained 20 epochs; synthetic catalogues: stand-in representations (see the "
-             f"script). Recall@50 against the exact export, target ≥ {TARGET_RECALL}.", "",
+             "of all users (train items excluded; file writing left out, it is the same for both); FAISS retriever "
+             f"parameters {', '.join(f'{k} {v}' for k, v in results['params'].items())}, index build included. `~` = "
+             f"exact time extrapolated from {SAMPLE_USERS:,} users. Sports: LightGCN trained {results['sports_epochs']} "
+             "epochs; synthetic catalogues: stand-in representations (see the script). Recall@50 against the exact "
+             f"export, target ≥ {TARGET_RECALL}.", "",
              "| catalogue | users | items | exact s | FAISS s | speed-up | recall@50 (users) | peak RSS MB | load |",
              "|---|---|---|---|---|---|---|---|---|"]
     for case in (c for c in CASES if c in results["cases"]):
@@ -181,9 +182,15 @@ def main() -> None:
     if args.single:
         print(json.dumps(run_case(args.single, args.work_dir, args.sports_epochs)))
         return
+    import inspect
+
     import faiss
 
+    from recsys.evaluation.retrieval import FaissRetriever
+
     results = read_json(OUT, {"cases": {}})
+    params = {name: p.default for name, p in inspect.signature(FaissRetriever).parameters.items()
+              if p.default is not inspect.Parameter.empty}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     for case in args.cases:
         if case in results["cases"] and not args.redo:
@@ -194,7 +201,8 @@ def main() -> None:
             print(f"{case} failed (exit {proc.returncode})", file=sys.stderr, flush=True)
             continue
         results["cases"][case] = json.loads(proc.stdout.strip().splitlines()[-1])
-        results.update(commit=commit(), faiss_version=faiss.__version__)
+        results.update(commit=commit(), faiss_version=faiss.__version__, params=params,
+                       sports_epochs=args.sports_epochs)
         io.write_json(OUT, results)
         print(f"{case}: {json.dumps(results['cases'][case])}", flush=True)
     if results["cases"]:
