@@ -6,7 +6,10 @@ any epoch is trained (a monitored metric that evaluation never computes used to 
 the first epoch). Each error is a :class:`~recsys.errors.ConfigError` naming the key, the
 value and the fix. Checked:
 
-* ``dataset``, ``train`` and ``eval`` are sections (mappings), not single values;
+* ``dataset``, ``train``, ``graphs`` and ``eval`` are sections (mappings), not single values;
+* ``graphs.knn_backend`` and the ``graphs.faiss`` parameters
+  (:func:`recsys.graphs.ann.search_settings`; whether FAISS is installed is checked when a
+  graph is built);
 * ``eval.ks`` (non-empty positive integers) and ``eval.metrics`` (known names), and
   ``train.monitor``, which must be one of the ``{metric}@{k}`` the evaluation computes;
 * ``train.optimizer``, ``train.amp`` and ``train.negatives_exclude`` against the values
@@ -30,6 +33,7 @@ from recsys.config import CORE_DEFAULTS
 from recsys.data.defaults import DATASET_DEFAULTS
 from recsys.errors import ConfigError
 from recsys.evaluation.metrics import validate as validate_metrics
+from recsys.graphs.ann import search_settings
 from recsys.training.tasks import NEGATIVE_EXCLUSIONS
 from recsys.training.trainer import AMP_DTYPES, OPTIMIZERS
 
@@ -106,9 +110,9 @@ def _check_device(config: dict) -> None:
 
 
 def _check_sections(config: dict) -> None:
-    """``dataset``, ``train`` and ``eval`` are sections, not values (``--set train=1``)."""
+    """``dataset``, ``train``, ``graphs`` and ``eval`` are sections, not values (``--set train=1``)."""
     for section, defaults in (("dataset", DATASET_DEFAULTS), ("train", CORE_DEFAULTS["train"]),
-                              ("eval", CORE_DEFAULTS["eval"])):
+                              ("graphs", CORE_DEFAULTS["graphs"]), ("eval", CORE_DEFAULTS["eval"])):
         if not isinstance(config[section], Mapping):
             keys = ", ".join(f"{section}.{key}" for key in defaults)
             raise ConfigError(f"'{section}' names a section, not a value ({section} = {config[section]!r}); "
@@ -125,4 +129,8 @@ def validate_config(config: dict) -> None:
                           f"train.optimizer to one of {', '.join(OPTIMIZERS)}")
     _choice(config, "train", "amp", (None, *AMP_DTYPES))
     _choice(config, "train", "negatives_exclude", NEGATIVE_EXCLUSIONS)
+    try:
+        search_settings(config["graphs"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     _check_device(config)

@@ -150,24 +150,34 @@ class FaissSearch:
         return index
 
 
-def knn_search(graphs: Mapping | None) -> FaissSearch | None:
-    """The neighbour search of a ``graphs`` config section: None (exact) or a :class:`FaissSearch`.
+def search_settings(graphs: Mapping | None) -> FaissSearch | None:
+    """The neighbour search a ``graphs`` config section asks for: None (exact) or a
+    :class:`FaissSearch`, its values checked (ValueError naming the key); FAISS itself is not
+    needed for this.
 
     ``graphs`` is ``{"knn_backend": "exact" | "faiss", "faiss": {...FaissSearch fields}}``;
-    None means exact. Bad values raise ValueError naming the key; ``faiss`` missing raises
-    ConfigError with the install command.
+    None means exact.
     """
     graphs = dict(graphs or {})
     backend = graphs.get("knn_backend", "exact")
     if backend not in BACKENDS:
         raise ValueError(f"graphs.knn_backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
-    if backend == "exact":
-        return None
-    options = dict(graphs.get("faiss") or {})
+    options = graphs.get("faiss") or {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"graphs.faiss names a section, not a value (got {options!r}); set its keys instead: "
+                         f"{', '.join(f'graphs.faiss.{name}' for name in FaissSearch.__dataclass_fields__)}")
     unknown = sorted(set(options) - set(FaissSearch.__dataclass_fields__))
     if unknown:
         raise ValueError(f"unknown key(s) graphs.faiss.{', graphs.faiss.'.join(unknown)}; valid keys: "
                          f"{', '.join(FaissSearch.__dataclass_fields__)}")
     search = FaissSearch(**options)
-    import_faiss()
+    return search if backend == "faiss" else None
+
+
+def knn_search(graphs: Mapping | None) -> FaissSearch | None:
+    """:func:`search_settings`, and for the FAISS backend a ConfigError with the install command
+    when ``faiss`` is missing."""
+    search = search_settings(graphs)
+    if search is not None:
+        import_faiss()
     return search

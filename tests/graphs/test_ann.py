@@ -182,9 +182,12 @@ def test_run_config_selects_the_backend(monkeypatch):
     assert stores[-1].knn_search == FaissSearch(index="hnsw", seed=3)
     compose.build(compose.resolve({"device": "cpu", "cache_dir": None}), torch.device("cpu"), data)
     assert stores[-1].knn_search is None and stores[-1].knn_search_key == "exact"
-    bad = compose.resolve({"graphs": {"knn_backend": "faiss", "faiss": {"ef_search": -1}}, "device": "cpu"})
-    with pytest.raises(ConfigError, match="graphs.faiss.ef_search"):
-        compose.build(bad, torch.device("cpu"), data)
+    with pytest.raises(ConfigError, match="graphs.faiss.ef_search"):          # checked when the config is read
+        compose.resolve({"graphs": {"knn_backend": "faiss", "faiss": {"ef_search": -1}}, "device": "cpu"})
+    with pytest.raises(ConfigError, match="graphs.knn_backend"):
+        compose.resolve({"graphs": {"knn_backend": "annoy"}})
+    with pytest.raises(ConfigError, match="'graphs' names a section"):
+        compose.resolve({"graphs": 1})
 
 
 def test_config_defaults_are_the_search_defaults():
