@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from recsys.data.dataset import Dataset
 from recsys.errors import DataError
-from recsys.evaluation.ranking import csr_rows_to_coo, topk_excluding
+from recsys.evaluation.ranking import SCORE_BLOCK_ELEMENTS, csr_rows_to_coo, topk_excluding
 from recsys.evaluation.retrieval import FaissRetriever
 from recsys.models.base import Recommender
 
@@ -94,8 +94,13 @@ class TrainedRun:
                 self._retriever = FaissRetriever(item_vectors)
             return self._retriever.search(user_vectors[user_tensor], k,
                                           excluded[users] if excluded is not None else None)
-        mask = csr_rows_to_coo(excluded, users, self.device) if excluded is not None else None
-        return topk_excluding(self._scores(user_tensor), mask, k)
+        step = max(1, SCORE_BLOCK_ELEMENTS // self.dataset.n_items)   # a bounded score block, as in evaluation
+        parts = []
+        for start in range(0, len(users), step):
+            rows = users[start:start + step]
+            mask = csr_rows_to_coo(excluded, rows, self.device) if excluded is not None else None
+            parts.append(topk_excluding(self._scores(user_tensor[start:start + step]), mask, k))
+        return torch.cat([v for v, _ in parts]), torch.cat([i for _, i in parts])
 
     def user_indices(self, raw_ids: Sequence, skip_unknown: bool = False) -> tuple[np.ndarray, list[str]]:
         """Indices of ``raw_ids`` (in order) and the unknown ids; unknown ids raise unless skipped."""

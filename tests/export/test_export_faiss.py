@@ -65,3 +65,19 @@ def test_cli_takes_the_index():
     assert parser.parse_args(["export", "run"]).index == "exact"
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "run", "--index", "hnsw"])
+
+
+def test_exact_scores_are_taken_in_bounded_blocks(monkeypatch):
+    """At a million items a batch of 4,096 users would be 16 GB of scores: the exact path scores
+    at most SCORE_BLOCK_ELEMENTS at a time, with the same rows."""
+    from recsys import serving
+
+    users = [f"user-{100 + 7 * u}" for u in range(N_USERS)]
+    whole = _recommender("exact").recommend(users, k=5)
+    calls = []
+    recommender = _recommender("exact")
+    scores = recommender._scores
+    monkeypatch.setattr(recommender, "_scores", lambda batch: calls.append(len(batch)) or scores(batch))
+    monkeypatch.setattr(serving, "SCORE_BLOCK_ELEMENTS", 2 * N_ITEMS)
+    pd.testing.assert_frame_equal(recommender.recommend(users, k=5), whole)
+    assert max(calls) == 2 and sum(calls) == N_USERS
