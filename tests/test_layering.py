@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "recsys"
 
 # Bottom to top: a module may import modules of its own group or of a group listed before it.
 LAYERS = [
-    ["recsys.errors", "recsys.version"],
+    ["recsys.errors", "recsys.version", "recsys.provenance"],
     ["recsys.io"],
     ["recsys.config", "recsys.data"],
     ["recsys.graphs", "recsys.nn", "recsys.losses", "recsys.evaluation"],
