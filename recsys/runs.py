@@ -107,7 +107,7 @@ def _final_results(config, run_dir: Path, device, run, state: dict, started: flo
     test = test_per_user.means()
     eval_seconds = (time.perf_counter() - eval_start) / 2
     write_per_user(run_dir / PER_USER_FILE, test_per_user)
-    epochs = _epoch_records(run_dir, state["epoch"])
+    epochs = epoch_records(run_dir, state["epoch"])
     results = {
         "model": config["model"]["name"],
         "dataset": run.dataset.name,
@@ -129,7 +129,7 @@ def _final_results(config, run_dir: Path, device, run, state: dict, started: flo
     return results
 
 
-def _epoch_records(run_dir: Path, last_epoch: int) -> list[dict]:
+def epoch_records(run_dir: Path, last_epoch: int) -> list[dict]:
     """The metrics.jsonl records of epochs 1..``last_epoch`` (a resumed run's earlier epochs included)."""
     path = run_dir / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []

@@ -22,8 +22,9 @@ LAYERS = [
     ["recsys.models"],
     ["recsys.training"],
     ["recsys.compose", "recsys.validation"],
-    ["recsys.serving", "recsys.runs", "recsys.dry_run", "recsys.plotting"],
+    ["recsys.serving", "recsys.runs", "recsys.dry_run", "recsys.plotting", "recsys.compare"],
     ["recsys.export", "recsys.tuning"],
+    ["recsys.benchmark"],
     ["recsys.cli", "recsys.__main__"],
     ["recsys"],
 ]
