@@ -20,8 +20,11 @@ A suite file (``configs/benchmarks/*.yaml``)::
       lightgcn: {config: {model: {n_layers: 3}}}          # fixed: trained with its seeds only
       rearm: {base_config: [configs/models/rearm.yaml], config: {model: {name: rearm}}, space: {...}}
 
-A model's run config is: suite ``base_config`` files ← suite ``config`` ← the dataset section ←
-the model's ``base_config`` files ← the model's ``config`` (``model.name`` defaults to the label).
+A model's run config is, each merged over the previous: the model's ``base_config`` files (a
+model's own defaults, e.g. configs/models/rearm.yaml) ← the suite's ``base_config`` files and
+``config`` (the budget every model shares wins over the model files) ← the dataset section ←
+the model's ``config`` (its explicit deviations, visible in the suite file). ``model.name``
+defaults to the label.
 Its ``space`` uses the study-file syntax of :mod:`recsys.tuning.space`. A model section
 cannot set its own trial budget: every searched model gets ``search.trials``.
 """
@@ -76,10 +79,11 @@ def _label(value: Any, where: str) -> str:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model of a suite: its label, merged run config (before the dataset) and search space."""
+    """One model of a suite: its label, its files' config, its inline config and its search space."""
 
     label: str
-    base: dict
+    files: dict
+    inline: dict
     space: dict | None
 
 
@@ -99,9 +103,10 @@ class Suite:
     source: str
 
     def run_config(self, dataset: str, model: str) -> dict:
-        """The (unresolved) run config of ``model`` on ``dataset``: common ← dataset ← model."""
-        config = merge(self.common, {"dataset": self.datasets[dataset]}, None)
-        return merge(config, self.models[model].base, None)
+        """The (unresolved) run config of ``model`` on ``dataset`` (merge order: module docstring)."""
+        entry = self.models[model]
+        config = merge(merge(entry.files, self.common, None), {"dataset": self.datasets[dataset]}, None)
+        return merge(config, entry.inline, None)
 
     def fixed_config(self, dataset: str, model: str) -> dict:
         """The resolved config of a model without a search space (early stopping on ``metric``)."""
@@ -152,22 +157,22 @@ def load_suite(path: str | Path, output_dir: str | Path | None = None) -> Suite:
             raise ConfigError(f"{where}: {', '.join(sorted(budget))} cannot be set per model: every searched "
                               "model gets the suite's one search budget (set it under 'search')")
         section = _check_keys(section or {}, MODEL_KEYS, where)
-        base: dict = {}
+        files: dict = {}
         for file in _files(section.get("base_config")):
-            base = merge(base, load_yaml(file), None)
-        base = merge(base, section.get("config") or {}, None)
-        model_section = base.setdefault("model", {})
-        if "name" not in model_section:
+            files = merge(files, load_yaml(file), None)
+        inline = merge({}, section.get("config") or {}, None)
+        if "name" not in inline.get("model", {}) and "name" not in files.get("model", {}):
             try:
                 get_model_class(label)
             except ConfigError:
                 raise ConfigError(f"{where}: set config.model.name (the label '{label}' is not a model name)") \
                     from None
-            model_section["name"] = label
+            inline.setdefault("model", {})["name"] = label
         space = section.get("space")
         if space is not None and (not isinstance(space, Mapping) or not space):
             raise ConfigError(f"{where}: 'space' must be a non-empty mapping of dotted config paths (or absent)")
-        models[_label(label, f"{source}: model label")] = ModelEntry(label, base, dict(space) if space else None)
+        models[_label(label, f"{source}: model label")] = ModelEntry(label, files, inline,
+                                                                     dict(space) if space else None)
 
     search = _check_keys(raw.get("search") or {}, SEARCH_KEYS, f"{source}: search")
     search.setdefault("trials", STUDY_DEFAULTS["trials"])

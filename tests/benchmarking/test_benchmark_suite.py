@@ -185,3 +185,33 @@ def test_suite_errors_name_the_file_and_the_fix(tmp_path, change, message):
     with pytest.raises(ConfigError, match=expected) as error:
         load_suite(write_suite(tmp_path, text=text))
     assert "tiny.yaml" in str(error.value)
+
+
+def test_the_suite_budget_wins_over_model_files_and_inline_model_config_wins_over_both(tmp_path):
+    model_file = tmp_path / "model.yaml"
+    model_file.write_text("model: {name: lightgcn, n_layers: 4}\ntrain: {lr: 1.0e-4, epochs: 900, optimizer: adamw}\n")
+    text = SUITE.replace("  bpr: {}", f"  bpr: {{}}\n  deep: {{base_config: {model_file}, config: {{model: "
+                                       "{n_layers: 2}, train: {patience: 7}}}")
+    suite = load_suite(write_suite(tmp_path, text=text), tmp_path / "out")
+    config = suite.fixed_config("synth", "deep")
+    assert config["train"]["lr"] == 0.01 and config["train"]["epochs"] == 2  # the suite's budget
+    assert config["train"]["optimizer"] == "adamw"  # the model file where the suite is silent
+    assert config["model"]["n_layers"] == 2 and config["train"]["patience"] == 7  # the model's inline config
+    assert config["train"]["monitor"] == "recall@20"
+
+
+@pytest.mark.parametrize("name", ["sports", "toys"])
+def test_shipped_suites_are_valid_and_give_every_model_the_same_budget(name):
+    suite = load_suite(REPO / "configs" / "benchmarks" / f"{name}.yaml")
+    assert suite.baseline == "lightgcn" and len(suite.seeds) == 3
+    assert set(suite.models) == {"bpr", "lightgcn", "vbpr", "freedom", "siger", "rearm"}
+    budgets = set()
+    for dataset, model in suite.pairs():
+        spec = suite.study(dataset, model)
+        config = spec.trial_config(spec.space.decode({}))
+        budgets.add((spec.trials, json.dumps(spec.pruner), config["train"]["epochs"], config["train"]["batch_size"],
+                     config["train"]["lr"], config["train"]["eval_every"], config["train"]["patience"]))
+        assert config["dataset"]["path"].endswith(f"amazon/{name}")
+    assert len(budgets) == 1
+    assert load_suite(REPO / "configs" / "benchmarks" / f"{name}.yaml").study(name, "rearm").base["model"][
+        "train_user_interest"] is True
