@@ -41,7 +41,7 @@ def uncommitted_changes() -> bool | None:
 
 def environment() -> dict:
     """Commit (and whether the checkout had uncommitted changes), UTC date, 1/5/15-minute load
-    average, torch threads, CPU count, host and versions, as a JSON-ready mapping."""
+    average, torch threads, CPU count, physical memory, host and versions, as a JSON-ready mapping."""
     return {
         "commit": commit(),
         "uncommitted_changes": uncommitted_changes(),
@@ -49,6 +49,7 @@ def environment() -> dict:
         "load_average": [round(value, 2) for value in os.getloadavg()],
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "host": platform.node(),
         "python": platform.python_version(),
         "torch": torch.__version__,
