@@ -10,6 +10,7 @@ metrics with their seed spread as error bars. Every figure is read from the run 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from recsys import io
@@ -33,8 +34,14 @@ def dataset_comparison(suite: Suite, dataset: str) -> Comparison | None:
     if not runs:
         return None
     baseline = next((path for path, model in runs.items() if model == suite.baseline), None)
-    metrics = list(dict.fromkeys([suite.metric, suite.metric.replace("recall@", "ndcg@")]))
-    return compare(list(runs), baseline=baseline, metrics=metrics, labels=runs)
+    return compare(list(runs), baseline=baseline, metrics=report_metrics(suite, next(iter(runs))), labels=runs)
+
+
+def report_metrics(suite: Suite, run_dir: Path) -> list[str]:
+    """The selection metric and, when the runs compute it, NDCG at the same cut-off."""
+    computed = json.loads((run_dir / "results.json").read_text())["test"]
+    ndcg = "ndcg@" + suite.metric.split("@")[1]
+    return [suite.metric] + ([ndcg] if ndcg in computed and ndcg != suite.metric else [])
 
 
 def _protocol(suite: Suite) -> str:
