@@ -184,3 +184,12 @@ def test_suite_cost_measures_and_estimates_a_suite(bench_env):
     assert lightgcn["runs"] == 2 + 2 and lightgcn["estimate_seconds"] > 0
     assert_environment(lightgcn)
     assert "Benchmark suites: cost estimates" in section(bench_env, "suite_cost")
+
+
+def test_dependencies_measures_torch_geometric(bench_env):
+    pytest.importorskip("torch_geometric")
+    run(bench_env, "dependencies.py", "--repeats", "1")
+    summary = results(bench_env, "dependencies.json")
+    assert summary["propagation"]["max_abs_difference"] < 1e-4
+    assert_environment(summary)
+    assert "Dependencies: PyTorch Geometric" in section(bench_env, "dependencies")
