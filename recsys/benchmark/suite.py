@@ -4,7 +4,9 @@ A suite file (``configs/benchmarks/*.yaml``)::
 
     name: sports                    # default: the file name without .yaml
     output_dir: benchmarks          # the benchmark folder is <output_dir>/<name>
-    seeds: 3                        # retraining seeds of each chosen config: N (0..N-1) or a list
+    seeds: 3                        # retraining seeds of each chosen config: N (0..N-1) or a list;
+                                    # the search runs at the config's own seed, so the reported runs
+                                    # are fresh draws, not the one that won the search
     metric: recall@20               # VALID metric of every choice (search objective, early stopping)
     baseline: lightgcn              # the model the others are tested against (a key of models)
     base_config: []                 # run-config files under everything (paths from the current folder)
@@ -23,7 +25,8 @@ A suite file (``configs/benchmarks/*.yaml``)::
 A model's run config is, each merged over the previous: the model's ``base_config`` files (a
 model's own defaults, e.g. configs/models/rearm.yaml) ← the suite's ``base_config`` files and
 ``config`` (the budget every model shares wins over the model files) ← the dataset section ←
-the model's ``config`` (its explicit deviations, visible in the suite file). ``model.name``
+the model's ``config`` (its explicit deviations, visible in the suite file) ← the command
+line's ``--set`` overrides (e.g. ``train.epochs=1`` for a quick check of a suite). ``model.name``
 defaults to the label.
 Its ``space`` uses the study-file syntax of :mod:`recsys.tuning.space`. A model section
 cannot set its own trial budget: every searched model gets ``search.trials``.
@@ -33,7 +36,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -101,12 +104,13 @@ class Suite:
     common: dict
     search: dict
     source: str
+    overrides: dict = field(default_factory=dict)
 
     def run_config(self, dataset: str, model: str) -> dict:
         """The (unresolved) run config of ``model`` on ``dataset`` (merge order: module docstring)."""
         entry = self.models[model]
         config = merge(merge(entry.files, self.common, None), {"dataset": self.datasets[dataset]}, None)
-        return merge(config, entry.inline, None)
+        return merge(merge(config, entry.inline, None), self.overrides, None)
 
     def fixed_config(self, dataset: str, model: str) -> dict:
         """The resolved config of a model without a search space (early stopping on ``metric``)."""
@@ -128,8 +132,10 @@ class Suite:
         return [(dataset, model) for dataset in self.datasets for model in self.models]
 
 
-def load_suite(path: str | Path, output_dir: str | Path | None = None) -> Suite:
-    """Read and validate a suite file; ``output_dir`` (the command line) wins over the file's."""
+def load_suite(path: str | Path, output_dir: str | Path | None = None, trials: int | None = None,
+               seeds: int | list[int] | None = None, overrides: dict | None = None) -> Suite:
+    """Read and validate a suite file; the keyword arguments (the command line: benchmark folder
+    parent, search trials, seeds, run-config overrides of every run) win over the file."""
     path = Path(path)
     source = f"suite file '{path}'"
     raw = _check_keys(load_yaml(path), SUITE_KEYS, source)
@@ -176,7 +182,10 @@ def load_suite(path: str | Path, output_dir: str | Path | None = None) -> Suite:
 
     search = _check_keys(raw.get("search") or {}, SEARCH_KEYS, f"{source}: search")
     search.setdefault("trials", STUDY_DEFAULTS["trials"])
-    suite = Suite(name=name, folder=folder, seeds=_seeds(raw.get("seeds", DEFAULT_SEEDS), source),
+    if trials is not None:
+        search["trials"] = trials
+    seeds = _seeds(raw.get("seeds", DEFAULT_SEEDS) if seeds is None else seeds, source)
+    suite = Suite(name=name, folder=folder, seeds=seeds, overrides=dict(overrides or {}),
                   metric=str(raw.get("metric", "recall@20")), baseline=raw.get("baseline"), datasets=datasets,
                   models=models, common=common, search=search, source=source)
     if suite.baseline is not None and suite.baseline not in models:

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 
+from recsys.config import parse_overrides
+
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from recsys.benchmark.runner import run_suite
     from recsys.benchmark.suite import load_suite
 
-    suite = load_suite(args.suite, output_dir=args.output_dir)
+    suite = load_suite(args.suite, output_dir=args.output_dir, trials=args.trials, seeds=args.seeds,
+                       overrides=parse_overrides(args.set or []))
     run_suite(suite, report=lambda line: print(line, flush=True))
     print(f"leaderboard: {suite.folder / 'leaderboard.md'}")
     return 0
@@ -23,4 +26,9 @@ def add_parsers(subparsers) -> None:
                     "the same command resumes it without redoing a finished trial or run.")
     benchmark.add_argument("suite", metavar="SUITE.yaml", help="suite file")
     benchmark.add_argument("--output-dir", help="parent folder of the benchmark folder (overrides the file's)")
+    benchmark.add_argument("--trials", type=int, help="search trials of every searched model (overrides the file)")
+    benchmark.add_argument("--seeds", type=int, help="retraining seeds 0..N-1 (overrides the file)")
+    benchmark.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                           help="run-config overrides of every run, e.g. train.epochs=1 for a quick check (use "
+                                "another --output-dir: a finished run of another config is not mixed in)")
     benchmark.set_defaults(func=_cmd_benchmark)

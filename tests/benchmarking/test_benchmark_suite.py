@@ -215,3 +215,12 @@ def test_shipped_suites_are_valid_and_give_every_model_the_same_budget(name):
     assert len(budgets) == 1
     assert load_suite(REPO / "configs" / "benchmarks" / f"{name}.yaml").study(name, "rearm").base["model"][
         "train_user_interest"] is True
+
+
+def test_command_line_overrides_make_a_quick_check_of_a_suite(tmp_path):
+    suite = load_suite(write_suite(tmp_path), tmp_path / "out", trials=1, seeds=1,
+                       overrides={"train": {"epochs": 1}, "threads": 2})
+    assert suite.search["trials"] == 1 and suite.seeds == [0]
+    assert suite.fixed_config("synth", "bpr")["train"]["epochs"] == 1
+    spec = suite.study("synth", "lightgcn")
+    assert spec.trials == 1 and spec.trial_config({})["threads"] == 2
