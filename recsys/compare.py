@@ -305,7 +305,11 @@ def _cell(values: np.ndarray) -> str:
 
 
 def _p(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else (f"{value:.2e}" if value < 1e-3 else f"{value:.3f}")
+    if value is None or math.isnan(value):
+        return ""
+    if value == 0.0:
+        return "< 1e-300"  # below the smallest float the test statistics' tails resolve
+    return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"
 
 
 def to_markdown(comparison: Comparison) -> str:

@@ -66,7 +66,8 @@ def _selection_table(selection: dict, dataset: str, metric: str) -> list[str]:
     for model, chosen in selection.get(dataset, {}).items():
         valid = f"{chosen['valid_at_search']:.4f}" if "valid_at_search" in chosen else ""
         counts = (f"{chosen['complete']} / {chosen['pruned']} / {chosen['failed']}" if "complete" in chosen else "")
-        values = ", ".join(f"{k} {v}" for k, v in chosen.get("params", {}).items())
+        values = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in chosen.get("params", {}).items())
         lines.append(f"| {model} | {chosen['chosen_by']} | `{chosen['config_hash']}` | {valid} | {counts} | "
                      f"{values} |")
     return lines

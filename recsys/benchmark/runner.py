@@ -143,7 +143,7 @@ def run_suite(suite: Suite, report: Callable[[str], None] = log.info) -> dict:
     progress = Progress(suite, report)
     selection_path = suite.folder / "selection.json"
     selection: dict = json.loads(selection_path.read_text()) if selection_path.exists() else {}
-    progress.line(f"suite {suite.source}: {len(suite.datasets)} dataset(s) × {len(suite.models)} model(s) × "
+    progress.line(f"{suite.source}: {len(suite.datasets)} dataset(s) × {len(suite.models)} model(s) × "
                   f"{len(suite.seeds)} seed(s) in {suite.folder}")
     for dataset, model in suite.pairs():
         config, chosen = choose_config(suite, dataset, model, progress)
