@@ -5,8 +5,9 @@ formatted in by the script. This test reads each bench script's source, finds th
 that produce README text (the first argument of ``write_readme_section`` and everything it
 calls or reads in the module, transitively) and checks that their string literals hold no
 digit. Exempt: docstrings, literals without a space (keys, names), literals used as keys or in
-comparisons, format specifications, metric names with their cut-off (``Recall@20``), feature
-widths (``384-d``) and names that end in digits (``MiniLM-L6``).
+comparisons, format specifications, code spans in backticks (commands, file names), metric
+names with their cut-off (``Recall@20``), feature widths (``384-d``) and names that end in
+digits (``MiniLM-L6``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-EXEMPT = re.compile(r"[A-Za-z]*@\d+|\b\d+-d\b|\b[A-Za-z_][A-Za-z_-]*\d+[A-Za-z_\d]*\b")
+EXEMPT = re.compile(r"`[^`]*`|[A-Za-z]*@\d+|\b\d+-d\b|\b[A-Za-z_][A-Za-z_-]*\d+[A-Za-z_\d]*\b")
 
 
 def readme_roots(tree: ast.Module) -> set[str]:

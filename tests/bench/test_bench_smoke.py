@@ -193,3 +193,14 @@ def test_dependencies_measures_torch_geometric(bench_env):
     assert summary["propagation"]["max_abs_difference"] < 1e-4
     assert_environment(summary)
     assert "Dependencies: PyTorch Geometric" in section(bench_env, "dependencies")
+
+
+def test_rearm_time_to_accuracy_trains_the_recipe_on_the_parity_input(bench_env, tmp_path):
+    out = tmp_path / "tta.json"
+    run(bench_env, "rearm_time_to_accuracy.py", "--source", str(bench_env["root"] / "shared" / "amazon" / "sports"),
+        "--work", str(tmp_path / "work"), "--max-epochs", "1", "--threads", "1", "--out", str(out),
+        "--parity", str(tmp_path / "no_parity.json"))
+    result = json.loads(out.read_text())
+    assert result["runs"]["recipe"]["timeline"][0]["epoch"] == 1
+    assert_environment(result)
+    assert "REARM time to accuracy" in section(bench_env, "rearm_time_to_accuracy")
