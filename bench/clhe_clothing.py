@@ -187,8 +187,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="cap every run at this many epochs (default: the config's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(VARIANT_SEEDS),
                         help="seeds of each variant (--variants)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the variants' README section")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        write_readme_section(variants_markdown(read_json(OUT, {})["variants"]), BEGIN, END)
+        return
     if args.single:
         print(json.dumps(run_clhe(json.loads(args.single))))
         return

@@ -204,3 +204,14 @@ def test_rearm_time_to_accuracy_trains_the_recipe_on_the_parity_input(bench_env,
     assert result["runs"]["recipe"]["timeline"][0]["epoch"] == 1
     assert_environment(result)
     assert "REARM time to accuracy" in section(bench_env, "rearm_time_to_accuracy")
+
+
+def test_dry_run_memory_estimates_and_measures(bench_env):
+    run(bench_env, "dry_run_memory.py", "--only", "rearm, fixed user interest")
+    case = results(bench_env, "dry_run_memory.json")["cases"]["rearm, fixed user interest"]
+    assert case["estimate_bytes"] > 0 and case["measured_bytes"] > 0
+    assert_environment(case)
+    run(bench_env, "dry_run_memory.py", "--estimate-only", "--only", "rearm, fixed user interest")
+    assert results(bench_env, "dry_run_memory.json")["cases"]["rearm, fixed user interest"]["measured_bytes"] == \
+        case["measured_bytes"], "--estimate-only keeps the recorded measurement"
+    assert "Dry-run memory estimate" in section(bench_env, "dry_run_memory")
