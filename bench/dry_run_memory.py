@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED_DATA, commit, read_json, write_readme_section  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, environment, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
+from recsys.dry_run import MMAP_THRESHOLD  # noqa: E402
 
 OUT = RESULTS / "dry_run_memory.json"
 BEGIN, END = "<!-- dry_run_memory:begin -->", "<!-- dry_run_memory:end -->"
@@ -66,13 +67,14 @@ def measure(name: str, overrides: dict, dataset, previous: dict | None = None) -
         previous = {"measured_bytes": measured["peak"],
                     "measured_phases": {k: v for k, v in measured.items() if k != "peak"},
                     "measure_wall_seconds": round(time.perf_counter() - started, 1),
-                    "measured_commit": commit(), "load_average": round(os.getloadavg()[0], 2)}
+                    "measured_commit": commit(), "load_average": round(os.getloadavg()[0], 2),
+                    "environment": environment()}
     nodes = dataset.n_users + dataset.n_items
     record = {
         "model": dict(overrides), "estimate_bytes": report.memory_total, "estimate_phases": report.memory_phases,
         "estimate_parts": report.memory, "estimate_seconds": round(estimate_seconds, 2), "estimate_commit": commit(),
         **{k: previous[k] for k in ("measured_bytes", "measured_phases", "measure_wall_seconds", "measured_commit",
-                                    "load_average")},
+                                    "load_average") + (("environment",) if "environment" in previous else ())},
         "ratio": round(report.memory_total / previous["measured_bytes"], 3),
         "measured_kb_per_node": round(previous["measured_bytes"] / nodes / 1024, 2),
     }
@@ -86,10 +88,11 @@ def markdown(results: dict) -> str:
     lines = [BEGIN, "## Dry-run memory estimate (REARM, Baby-sized stand-in data)", "",
              f"`python bench/dry_run_memory.py` (estimates at commit {results['commit']}; measurements at the "
              "commit recorded with each in `bench/results/dry_run_memory.json`). Baby's split with seeded stand-in "
-             "features (image 4096-d, text 384-d), REARM defaults. Estimate: `recsys train --dry-run`; measured: "
-             "peak RSS of a fresh process that builds the run (cold graph cache), runs one training step and one "
-             "evaluation, above the RSS after loading the data and a warm-up on a miniature of it, with glibc's "
-             "mmap threshold fixed at 128 KiB (live memory; see `recsys/dry_run.py`). One thread.", "",
+             f"features ({', '.join(f'{m} {d}-d' for m, d in SHAPES.items())}), REARM defaults. Estimate: "
+             "`recsys train --dry-run`; measured: peak RSS of a fresh process that builds the run (cold graph "
+             "cache), runs one training step and one evaluation, above the RSS after loading the data and a warm-up "
+             f"on a miniature of it, with glibc's mmap threshold fixed at {MMAP_THRESHOLD // 1024} KiB (live memory; "
+             "see `recsys/dry_run.py`). One thread.", "",
              "| setting | estimate (MiB) | measured (MiB) | estimate / measured | measured peak phase | "
              "measured KB per node |", "|---|---:|---:|---:|---|---:|"]
     for name, r in results["cases"].items():
@@ -110,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(SETTINGS), help="settings to run (default: all)")
     parser.add_argument("--estimate-only", action="store_true",
                         help="recompute the estimates, keep the recorded measurements (after an estimate change)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the README section from the results")
     args = parser.parse_args(argv)
+    if args.report:
+        write_readme_section(markdown(read_json(OUT, {"cases": {}})), BEGIN, END)
+        return 0
     if not (SHARED_DATA / "amazon" / "baby").is_dir():
         print(f"{SHARED_DATA / 'amazon' / 'baby'} is absent; nothing to measure", file=sys.stderr)
         return 1
