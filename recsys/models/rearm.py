@@ -69,24 +69,12 @@ from recsys.models.base import Recommender
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from recsys.nn.attention import ScalarTokenAttention
+from recsys.nn.meta_network import FactorHead, factor_rows_and_mean
 from recsys.nn.modalities import select_modalities
 
 
 def _transpose_csr(adj: torch.Tensor) -> torch.Tensor:
     return compact_csr(adj.t().to_sparse_csr())
-
-
-class _MetaFactor(nn.Module):
-    """Linear(d → d·r) → PReLU → Linear(d·r → d·r) → L2-normalise (reference ``MLP``)."""
-
-    def __init__(self, dim: int, rank: int) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(dim, dim * rank)
-        self.act = nn.PReLU()
-        self.out = nn.Linear(dim * rank, dim * rank)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.out(self.act(self.hidden(x))), dim=-1)
 
 
 @register
@@ -162,8 +150,8 @@ class REARM(Recommender):
         n_mod = len(self.modalities)
         self.user_knowledge = nn.Linear(n_mod * d, d)
         self.item_knowledge = nn.Linear(n_mod * d, d)
-        self.user_factor_in, self.user_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
-        self.item_factor_in, self.item_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
+        self.user_factor_in, self.user_factor_out = FactorHead(d, self.rank), FactorHead(d, self.rank)
+        self.item_factor_in, self.item_factor_out = FactorHead(d, self.rank), FactorHead(d, self.rank)
 
         item_graph = compact_csr(graphs.item_homography(
             modality_weights=item_weights, k=int(cfg["item_knn_k"]), co_weight=float(cfg["item_co_weight"])))
@@ -219,38 +207,32 @@ class REARM(Recommender):
         split = len(self.modalities) * self.dim
         return out[:, :split], out[:, split:]
 
-    def _meta_factors(self, feats: torch.Tensor, users: bool):
-        """Per-node factors W_1 (n × d × r), W_2 (n × r × d) of one node type and their means."""
-        rows = feats[: self.n_users] if users else feats[self.n_users:]
-        knowledge = self.user_knowledge if users else self.item_knowledge
-        mlp_in, mlp_out = ((self.user_factor_in, self.user_factor_out) if users
-                           else (self.item_factor_in, self.item_factor_out))
-        kappa = knowledge(rows).detach()
-        w1 = mlp_in(kappa).view(-1, self.dim, self.rank)
-        w2 = mlp_out(kappa).view(-1, self.rank, self.dim)
-        return w1, w2, w1.mean(0), w2.mean(0)
+    def _represent(self, rows: torch.Tensor, feats: torch.Tensor, ids: torch.Tensor, users: bool) -> torch.Tensor:
+        """Final (M + 1)·d representations of ``rows`` (indices within one node type).
 
-    def _represent(self, rows, feats, ids, factors) -> torch.Tensor:
-        """Final (M + 1)·d representations of ``rows`` of one node type.
-
-        ``rows`` index that type's factors; ``feats``/``ids`` are already those rows' F and Z.
+        ``feats`` is F of every node of that type (the meta-network's bias is a mean over all
+        of them); ``ids`` is Z of ``rows`` only.
         """
-        w1, w2, bias1, bias2 = factors
-        soft1 = torch.softmax(w1[rows] + bias1, dim=1)
-        soft2 = torch.softmax(w2[rows] + bias2, dim=1)
-        share = torch.bmm(torch.bmm(ids.unsqueeze(1), soft1), soft2).squeeze(1)
-        parts = [self.act(f) + ids for f in feats.split(self.dim, dim=1)]
+        d, r = self.dim, self.rank
+        knowledge = self.user_knowledge if users else self.item_knowledge
+        heads = [self.user_factor_in, self.user_factor_out] if users else [self.item_factor_in, self.item_factor_out]
+        with torch.no_grad():
+            kappa = knowledge(feats)
+        (w1, bias1), (w2, bias2) = factor_rows_and_mean(kappa, rows, heads)
+        # W_1 is d × r and normalised over d: softmax over the last axis of its transpose
+        soft1_t = torch.softmax((w1 + bias1).view(-1, d, r).transpose(1, 2).contiguous(), dim=2)
+        soft2 = torch.softmax((w2 + bias2).view(-1, r, d), dim=1)
+        share = torch.bmm(torch.bmm(soft1_t, ids.unsqueeze(2)).transpose(1, 2), soft2).squeeze(1)
+        parts = [self.act(f) + ids for f in feats.index_select(0, rows).split(d, dim=1)]
         return torch.cat([*parts, self.act(share) + ids], dim=1)
 
     # ----------------------------------------------------------------------------- API
     def loss(self, users, pos, neg):
         feats, ids = self._propagated()
-        user_factors = self._meta_factors(feats, users=True)
-        item_factors = self._meta_factors(feats, users=False)
-        u = self._represent(users, feats[users], ids[users], user_factors)
+        n_users = self.n_users
+        u = self._represent(users, feats[:n_users], ids[users], users=True)
         items = torch.cat([pos, neg])
-        nodes = items + self.n_users
-        p, n = self._represent(items, feats[nodes], ids[nodes], item_factors).chunk(2)
+        p, n = self._represent(items, feats[n_users:], ids[items + n_users], users=False).chunk(2)
         bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
 
         modal = feats.split(self.dim, dim=1)
@@ -276,8 +258,8 @@ class REARM(Recommender):
     def embeddings(self):
         feats, ids = self._propagated()
         users, items = slice(None, self.n_users), slice(self.n_users, None)
-        return (self._represent(slice(None), feats[users], ids[users], self._meta_factors(feats, users=True)),
-                self._represent(slice(None), feats[items], ids[items], self._meta_factors(feats, users=False)))
+        return (self._represent(torch.arange(self.n_users, device=ids.device), feats[users], ids[users], users=True),
+                self._represent(torch.arange(self.n_items, device=ids.device), feats[items], ids[items], users=False))
 
 
 def _modality_weights(weights, modalities: list[str], key: str) -> dict[str, float]:
