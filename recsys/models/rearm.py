@@ -69,6 +69,7 @@ from recsys.models.base import Recommender
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from recsys.nn.attention import ScalarTokenAttention
+from recsys.nn.feature_table import GradientMemory, project_table
 from recsys.nn.meta_network import FactorHead, factor_rows_and_mean
 from recsys.nn.modalities import select_modalities
 
@@ -131,6 +132,8 @@ class REARM(Recommender):
         self.user_proj = nn.ModuleList([nn.Linear(features[m].shape[1], d) for m in self.modalities])
         for linear in (*self.item_proj, *self.user_proj):
             nn.init.xavier_normal_(linear.weight)
+        self._item_grad_memory = [GradientMemory() for _ in self.modalities]
+        self._user_grad_memory = [GradientMemory() for _ in self.modalities]
         if self.train_user_interest:
             self.user_interest = nn.ParameterList(
                 [nn.Parameter(graphs.user_interest(m).detach().float().clone()) for m in self.modalities])
@@ -167,7 +170,8 @@ class REARM(Recommender):
     def _user_modalities(self) -> list[torch.Tensor]:
         """P_m W'_m + b'_m for every modality (U × d each)."""
         if self.train_user_interest:
-            return [proj(p) for proj, p in zip(self.user_proj, self.user_interest)]
+            return [project_table(p, proj, memory)
+                    for p, proj, memory in zip(self.user_interest, self.user_proj, self._user_grad_memory)]
         out = []
         for index, proj in enumerate(self.user_proj):
             projected = getattr(self, f"initial_features_{index}") @ proj.weight.T
@@ -194,7 +198,8 @@ class REARM(Recommender):
 
     def _propagated(self) -> tuple[torch.Tensor, torch.Tensor]:
         """F ((U+I) × Md, modality parts) and Z ((U+I) × d, ids) after heterography."""
-        item_parts = [proj(x) for proj, x in zip(self.item_proj, self.item_features)]
+        item_parts = [project_table(x, proj, memory)
+                      for x, proj, memory in zip(self.item_features, self.item_proj, self._item_grad_memory)]
         item_ids, item_modal = self._homography(self.item_graph, self.item_graph_t, self.item_id,
                                                 item_parts, self.n_item_layers)
         user_ids, user_modal = self._homography(self.user_graph, self.user_graph_t, self.user_id,
