@@ -167,6 +167,11 @@ class REARM(Recommender):
         self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
 
     # ----------------------------------------------------------------------------- forward
+    def _item_modalities(self) -> list[torch.Tensor]:
+        """X_m W_m + b_m for every modality (I × d each)."""
+        return [project_table(x, proj, memory)
+                for x, proj, memory in zip(self.item_features, self.item_proj, self._item_grad_memory)]
+
     def _user_modalities(self) -> list[torch.Tensor]:
         """P_m W'_m + b'_m for every modality (U × d each)."""
         if self.train_user_interest:
@@ -198,10 +203,8 @@ class REARM(Recommender):
 
     def _propagated(self) -> tuple[torch.Tensor, torch.Tensor]:
         """F ((U+I) × Md, modality parts) and Z ((U+I) × d, ids) after heterography."""
-        item_parts = [project_table(x, proj, memory)
-                      for x, proj, memory in zip(self.item_features, self.item_proj, self._item_grad_memory)]
         item_ids, item_modal = self._homography(self.item_graph, self.item_graph_t, self.item_id,
-                                                item_parts, self.n_item_layers)
+                                                self._item_modalities(), self.n_item_layers)
         user_ids, user_modal = self._homography(self.user_graph, self.user_graph_t, self.user_id,
                                                 self._user_modalities(), self.n_user_layers)
         item_modal = self._integrate(item_modal)
@@ -234,10 +237,18 @@ class REARM(Recommender):
     # ----------------------------------------------------------------------------- API
     def loss(self, users, pos, neg):
         feats, ids = self._propagated()
+        return self._batch_loss(feats, ids, users, pos, neg)
+
+    def _batch_loss(self, feats, ids, users, pos, neg) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch given F and Z of every node."""
         n_users = self.n_users
-        u = self._represent(users, feats[:n_users], ids[users], users=True)
         items = torch.cat([pos, neg])
-        p, n = self._represent(items, feats[n_users:], ids[items + n_users], users=False).chunk(2)
+        unique_users, user_index = torch.unique(users, return_inverse=True)
+        unique_items, item_index = torch.unique(items, return_inverse=True)
+        # each distinct node is represented once and gathered for its occurrences in the batch
+        u = self._represent(unique_users, feats[:n_users], ids[unique_users], users=True)[user_index]
+        p, n = self._represent(unique_items, feats[n_users:], ids[unique_items + n_users],
+                               users=False)[item_index].chunk(2)
         bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
 
         modal = feats.split(self.dim, dim=1)
@@ -246,11 +257,10 @@ class REARM(Recommender):
         orthogonality = feats.new_zeros(())
         if pairs:
             tau = float(self.config["temperature"])
-            unique_items = torch.unique(items) + self.n_users
-            unique_users = torch.unique(users)
-            pos_nodes = pos + self.n_users
+            item_nodes = unique_items + n_users
+            pos_nodes = pos + n_users
             for a, b in pairs:
-                contrast = contrast + info_nce(modal[a][unique_items], modal[b][unique_items], tau) \
+                contrast = contrast + info_nce(modal[a][item_nodes], modal[b][item_nodes], tau) \
                     + info_nce(modal[a][unique_users], modal[b][unique_users], tau)
                 orthogonality = orthogonality + orthogonality_loss(modal[a][users], modal[b][users]) \
                     + orthogonality_loss(modal[a][pos_nodes], modal[b][pos_nodes])
