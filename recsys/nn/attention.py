@@ -19,9 +19,11 @@ dS_ij = A_ij dO_i (M_ij v_j / (1−p) − o_i), reduced by batched vector–matr
 without forming dS); the softmax max is computed in closed form
 (max_j q_i k_j = q_i·max k if q_i ≥ 0 else q_i·min k). Keep-masks are drawn as
 16-bit uniform integers, i.e. the drop probability is p rounded to a multiple of 2⁻¹⁶
-(|error| ≤ 8·10⁻⁶), four draws per 64-bit random number; the backward pass draws the same
-masks again from the seed instead of keeping them (which would cost d² bytes per node: 16 GB
-for REARM's four attentions over a million items).
+(|error| ≤ 8·10⁻⁶), four draws per 64-bit random number. On CPU the forward pass keeps the
+masks bit-packed for the backward pass (d²/8 bytes per node: 1.5 MB per attention over 3,000
+items), up to 256 MiB per call; beyond that, and on accelerators, the backward pass draws the
+same masks again from the seed (keeping them as bytes would cost d² bytes per node: 16 GB for
+REARM's four attentions over a million items).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 _INT16_RANGE = 1 << 16
+_KEPT_MASK_BYTES = 2**28
 
 
 class KeepMasks:
@@ -65,6 +68,40 @@ class KeepMasks:
         return (draws >= self.threshold).view(torch.uint8)
 
 
+class _CallMasks:
+    """The keep-masks of one attention call, block by block: drawn in the forward pass and
+    either replayed from their bit-packed copies or drawn again in the backward pass."""
+
+    def __init__(self, p: float, seed: int, device: torch.device, n_weights: int) -> None:
+        self.p, self.seed, self.device = p, seed, device
+        self.stream = KeepMasks(p, seed, device)
+        self.packed: list[np.ndarray] | None = \
+            [] if device.type == "cpu" and n_weights // 8 <= _KEPT_MASK_BYTES else None
+
+    def draw(self, shape: tuple[int, ...]) -> torch.Tensor:
+        mask = self.stream.next(shape)
+        if self.packed is not None:
+            self.packed.append(np.packbits(mask.numpy()))
+        return mask
+
+    def again(self) -> "_MaskReplay":
+        return _MaskReplay(self)
+
+
+class _MaskReplay:
+    def __init__(self, masks: _CallMasks) -> None:
+        self.packed = masks.packed
+        self.stream = KeepMasks(masks.p, masks.seed, masks.device) if masks.packed is None else None
+        self.index = 0
+
+    def next(self, shape: tuple[int, ...]) -> torch.Tensor:
+        if self.stream is not None:
+            return self.stream.next(shape)
+        bits = np.unpackbits(self.packed[self.index], count=math.prod(shape))
+        self.index += 1
+        return torch.from_numpy(bits.reshape(shape))
+
+
 def default_block_rows(d: int, device: torch.device) -> int:
     """Nodes per block: ~2¹⁸ attention entries on CPU (cache sized), 2²⁶ on accelerators."""
     budget = 2**18 if device.type == "cpu" else 2**26
@@ -77,19 +114,19 @@ class _ScalarTokenAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, p: float, seed: int, block_rows: int):
         scale = 1.0 / (1.0 - p)
-        stream = KeepMasks(p, seed, q.device) if p > 0 else None
+        masks = _CallMasks(p, seed, q.device, q.numel() * q.shape[1]) if p > 0 else None
         q2, row_max = _log2_scores_and_max(q, k)
         out = torch.empty_like(q)
         norm = torch.empty_like(q)
         for block in _blocks(q.shape[0], block_rows):
             weights = _exp_scores(q2[block], k[block], row_max[block])
             torch.sum(weights, 2, out=norm[block])
-            if stream is not None:
-                weights.mul_(stream.next(weights.shape))
+            if masks is not None:
+                weights.mul_(masks.draw(weights.shape))
             _rows_times(weights, v[block], out[block])
         out.div_(norm).mul_(scale)
         ctx.save_for_backward(q, k, v, out, norm)
-        ctx.p, ctx.seed, ctx.scale, ctx.block_rows = p, seed, scale, block_rows
+        ctx.masks, ctx.scale, ctx.block_rows = masks, scale, block_rows
         return out
 
     @staticmethod
@@ -102,7 +139,7 @@ class _ScalarTokenAttention(torch.autograd.Function):
         # function of single rows is computed once for all rows, outside the block loop.
         q, k, v, out, norm = ctx.saved_tensors
         scale = ctx.scale
-        stream = KeepMasks(ctx.p, ctx.seed, q.device) if ctx.p > 0 else None
+        masks = ctx.masks.again() if ctx.masks is not None else None
         q2, row_max = _log2_scores_and_max(q, k)
         g = grad_out / norm
         goq = g * out * q
@@ -114,8 +151,8 @@ class _ScalarTokenAttention(torch.autograd.Function):
             weights = _exp_scores(q2[block], k[block], row_max[block])
             _rows_times(weights, k[block], row_k[block])
             torch.bmm(goq[block].unsqueeze(1), weights, out=col_goq[block].unsqueeze(1))
-            if stream is not None:
-                weights.mul_(stream.next(weights.shape))
+            if masks is not None:
+                weights.mul_(masks.next(weights.shape))
             _rows_times(weights, vk[block], row_vk[block])
             torch.bmm(left[block], weights, out=col[block])
         col_g, col_gq = col.unbind(1)
