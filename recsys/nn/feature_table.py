@@ -16,10 +16,13 @@ already holds a gradient (accumulation over several backward passes), ∂X goes 
 memory and autograd adds it as usual (likewise for a table that is not a leaf). The one
 difference: a reference to ``X.grad`` kept
 across a later backward pass sees that pass's gradient, since the memory is reused.
+The products go through :mod:`recsys.nn.dense` (oneDNN on CPU).
 """
 from __future__ import annotations
 
 import torch
+
+from recsys.nn.dense import linear, matmul, matmul_into
 
 
 class GradientMemory:
@@ -36,9 +39,9 @@ class GradientMemory:
         return memory
 
 
-def project_table(table: torch.Tensor, linear: torch.nn.Linear, memory: GradientMemory) -> torch.Tensor:
-    """``linear(table)`` (X Wᵀ + b), with ∂X written into ``memory`` (see module docstring)."""
-    return _TableProjection.apply(table, linear.weight, linear.bias, memory)
+def project_table(table: torch.Tensor, projection: torch.nn.Linear, memory: GradientMemory) -> torch.Tensor:
+    """``projection(table)`` (X Wᵀ + b), with ∂X written into ``memory`` (see module docstring)."""
+    return _TableProjection.apply(table, projection.weight, projection.bias, memory)
 
 
 class _TableProjection(torch.autograd.Function):
@@ -46,7 +49,7 @@ class _TableProjection(torch.autograd.Function):
     def forward(ctx, table, weight, bias, memory):
         ctx.save_for_backward(table, weight)
         ctx.memory = memory
-        return torch.addmm(bias, table, weight.t())
+        return linear(table, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -54,9 +57,9 @@ class _TableProjection(torch.autograd.Function):
         grad_table = None
         if ctx.needs_input_grad[0]:
             if table.is_leaf and table.grad is None:
-                grad_table = torch.mm(grad, weight, out=ctx.memory.like(table)).detach()
+                grad_table = matmul_into(grad, weight, ctx.memory.like(table)).detach()
             else:
-                grad_table = grad @ weight
-        grad_weight = grad.t() @ table if ctx.needs_input_grad[1] else None
+                grad_table = matmul(grad, weight)
+        grad_weight = matmul(grad.t(), table) if ctx.needs_input_grad[1] else None
         grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
         return grad_table, grad_weight, grad_bias, None

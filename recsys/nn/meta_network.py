@@ -20,12 +20,15 @@ Same values and gradients as composing the modules with autograd, with fewer pas
 n × d·r intermediates: the broadcast gradient of the mean is never expanded into its own
 tensor, the rows' gradients are added in place, and the PReLU gradient uses leaky ReLU's backward
 kernel with the slope as a number (torch's PReLU backward kernel is over 10× slower on CPU).
+The matrix products go through :mod:`recsys.nn.dense` (oneDNN on CPU).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from recsys.nn.dense import linear, matmul
 
 _EPS = 1e-12
 _PARAMS_PER_HEAD = 5
@@ -63,9 +66,9 @@ class _FactorHeads(torch.autograd.Function):
     def forward(ctx, kappa, rows, *params):
         outputs, saved = [], []
         for hidden_weight, hidden_bias, slope, out_weight, out_bias in _heads(params):
-            pre = torch.addmm(hidden_bias, kappa, hidden_weight.t())
+            pre = linear(kappa, hidden_weight, hidden_bias)
             hidden = F.prelu(pre, slope)
-            y = torch.addmm(out_bias, hidden, out_weight.t())
+            y = linear(hidden, out_weight, out_bias)
             norm = torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min_(_EPS)
             y.div_(norm)
             outputs += [y.index_select(0, rows), y.mean(0)]
@@ -91,11 +94,11 @@ class _FactorHeads(torch.autograd.Function):
             dot.masked_fill_(norm.squeeze(1) <= _EPS, 0.0)
             grad_y = torch.addcmul(mean_share.expand(n, width), y, dot.unsqueeze(1), value=-1.0)
             grad_y.index_add_(0, rows, grad_rows).div_(norm)
-            grad_hidden = grad_y @ out_weight
+            grad_hidden = matmul(grad_y, out_weight)
             grad_slope = torch.vdot(grad_hidden.view(-1), pre.clamp(max=0.0).view(-1)).reshape(1)
             # ∂pre = ∂h where pre > 0, ∂h·a elsewhere (PReLU's convention at 0): leaky ReLU's kernel
             grad_pre = torch.ops.aten.leaky_relu_backward(grad_hidden, pre, float(slope), False)
-            out += [grad_pre.t() @ kappa, grad_pre.sum(0), grad_slope, grad_y.t() @ hidden, grad_y.sum(0)]
+            out += [matmul(grad_pre.t(), kappa), grad_pre.sum(0), grad_slope, matmul(grad_y.t(), hidden), grad_y.sum(0)]
         return (None, None, *out)
 
 

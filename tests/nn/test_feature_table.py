@@ -56,3 +56,19 @@ def test_a_table_that_is_not_a_leaf_gets_ordinary_gradients():
         project_table(table.view(30, 12), linear, memory).backward(_upstream(step))  # grad passed through
     expected = (_upstream(0) + _upstream(1)) @ linear.weight.detach()
     torch.testing.assert_close(table.grad, expected, rtol=1e-14, atol=1e-14)
+
+
+def test_float32_values_and_gradients_within_rounding_of_linear():
+    torch.manual_seed(3)
+    table = nn.Parameter(torch.randn(200, 300))
+    linear = nn.Linear(300, 16)
+    upstream = torch.randn(200, 16)
+    out = project_table(table, linear, GradientMemory())
+    exact_table, exact_linear = table.detach().double().requires_grad_(), nn.Linear(300, 16).double()
+    exact_linear.load_state_dict({k: v.double() for k, v in linear.state_dict().items()})
+    exact = exact_linear(exact_table)
+    assert ((out.double() - exact).norm() / exact.norm()).item() < 2e-6
+    got = torch.autograd.grad(out, [table, linear.weight, linear.bias], upstream)
+    want = torch.autograd.grad(exact, [exact_table, exact_linear.weight, exact_linear.bias], upstream.double())
+    for g, w in zip(got, want):
+        assert ((g.double() - w).norm() / w.norm()).item() < 2e-6
