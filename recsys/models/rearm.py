@@ -64,11 +64,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.losses import bpr_loss, info_nce, orthogonality_loss
+from recsys.losses import bpr_loss, orthogonality_loss
 from recsys.models.base import Recommender
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from recsys.nn.attention import ScalarTokenAttention
+from recsys.nn.contrastive import info_nce
 from recsys.nn.feature_table import GradientMemory, project_table
 from recsys.nn.meta_network import FactorHead, factor_rows_and_mean
 from recsys.nn.modalities import select_modalities
