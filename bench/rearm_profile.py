@@ -17,7 +17,8 @@ its own process:
 3. the floor of a step on this machine: the multiply-adds of the dense matrix products no
    implementation can avoid (feature projections forward, weight and table gradients; the
    meta-network's layers over every node forward and backward; the contrastive logits
-   forward and backward) at the measured matrix-product rate, the sparse products (nnz ×
+   forward and backward) at the measured rate of ``recsys.nn.dense`` (oneDNN; torch.mm's MKL
+   rate is recorded beside it), the sparse products (nnz ×
    columns per propagation, forward and backward) at the rate measured on these graphs, and
    the optimiser's memory traffic (the backward pass writes each gradient once; fused AdamW
    reads parameter, gradient and both moments and writes three back: 8 × 4 bytes per
@@ -115,9 +116,7 @@ def stage_times(model, optimizer, batch, repeats: int) -> dict[str, float]:
 
     def meta():
         feats, ids = leaves((n_users + n_items, n_mod * d), (n_users + n_items, d))
-        items = torch.cat([pos, neg])
-        return [model._represent(users, feats[:n_users], ids[users], users=True),
-                model._represent(items, feats[n_users:], ids[items + n_users], users=False)]
+        return list(model._batch_representations(feats, ids, torch.unique(users), torch.unique(torch.cat([pos, neg]))))
 
     def losses():
         feats, ids = leaves((n_users + n_items, n_mod * d), (n_users + n_items, d))
@@ -159,11 +158,15 @@ def profile_table(step, rows: int = 20) -> list[dict]:
 
 # --------------------------------------------------------------------------- floor
 def machine_rates(repeats: int) -> dict[str, float]:
-    """Matrix-product rate (multiply-adds/s) and fused-AdamW bandwidth (bytes/s) of this process."""
+    """Matrix-product rates (multiply-adds/s: ``recsys.nn.dense``, i.e. oneDNN on CPU, and
+    torch.mm, i.e. MKL) and fused-AdamW bandwidth (bytes/s) of this process."""
     import torch
 
+    from recsys.nn.dense import matmul
+
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    gemm_seconds = best_cpu_ms(lambda: torch.mm(a, b), repeats) / 1e3
+    gemm_seconds = best_cpu_ms(lambda: matmul(a, b), repeats) / 1e3
+    mkl_seconds = best_cpu_ms(lambda: torch.mm(a, b), repeats) / 1e3
     n = 32 * 2**20
     tensors = [torch.randn(n) for _ in range(4)]
     param, grad, exp_avg, exp_avg_sq = tensors
@@ -175,6 +178,7 @@ def machine_rates(repeats: int) -> dict[str, float]:
 
     adam_seconds = best_cpu_ms(adamw, repeats) / 1e3
     return {"gemm_multiply_adds_per_second": 2048**3 / gemm_seconds,
+            "torch_mm_multiply_adds_per_second": 2048**3 / mkl_seconds,
             "fused_adamw_bytes_per_second": 7 * 4 * n / adam_seconds}
 
 

@@ -240,16 +240,22 @@ class REARM(Recommender):
         feats, ids = self._propagated()
         return self._batch_loss(feats, ids, users, pos, neg)
 
+    def _batch_representations(self, feats, ids, users, items) -> tuple[torch.Tensor, torch.Tensor]:
+        """Representations of distinct ``users`` and ``items`` (each distinct node once; the
+        batch's occurrences are gathered from them)."""
+        n_users = self.n_users
+        return (self._represent(users, feats[:n_users], ids[users], users=True),
+                self._represent(items, feats[n_users:], ids[items + n_users], users=False))
+
     def _batch_loss(self, feats, ids, users, pos, neg) -> dict[str, torch.Tensor]:
         """The loss terms of a batch given F and Z of every node."""
         n_users = self.n_users
         items = torch.cat([pos, neg])
         unique_users, user_index = torch.unique(users, return_inverse=True)
         unique_items, item_index = torch.unique(items, return_inverse=True)
-        # each distinct node is represented once and gathered for its occurrences in the batch
-        u = self._represent(unique_users, feats[:n_users], ids[unique_users], users=True)[user_index]
-        p, n = self._represent(unique_items, feats[n_users:], ids[unique_items + n_users],
-                               users=False)[item_index].chunk(2)
+        users_out, items_out = self._batch_representations(feats, ids, unique_users, unique_items)
+        u = users_out[user_index]
+        p, n = items_out[item_index].chunk(2)
         bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
 
         modal = feats.split(self.dim, dim=1)
