@@ -86,7 +86,8 @@ class _FactorHeads(torch.autograd.Function):
             pre, hidden, y, norm = saved[4 * k: 4 * k + 4]
             n, width = y.shape
             grad_rows, grad_mean = grads[2 * k], grads[2 * k + 1]
-            grad_rows = grad_rows if grad_rows is not None else y.new_zeros(rows.shape[0], width)
+            # contiguous: index_add_ takes a much slower path for strided sources
+            grad_rows = grad_rows.contiguous() if grad_rows is not None else y.new_zeros(rows.shape[0], width)
             mean_share = grad_mean / n if grad_mean is not None else y.new_zeros(width)
             # ∂y = (Ĝ − ŷ (ŷ·Ĝ)) / ‖y‖ with Ĝ = ḡ/n + the rows' gradients added at their nodes
             dot = y @ mean_share
