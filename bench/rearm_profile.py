@@ -18,12 +18,12 @@ its own process:
    implementation can avoid (feature projections forward, weight and table gradients; the
    meta-network's layers over every node forward and backward; the contrastive logits
    forward and backward) at the measured rate of ``recsys.nn.dense`` (oneDNN; torch.mm's MKL
-   rate is recorded beside it), the sparse products (nnz ×
-   columns per propagation, forward and backward) at the rate measured on these graphs, and
-   the optimiser's memory traffic (the backward pass writes each gradient once; fused AdamW
-   reads parameter, gradient and both moments and writes three back: 8 × 4 bytes per
-   parameter) at the measured fused-AdamW bandwidth. The attention's exponentials and masks and
-   all element-wise work are above the floor.
+   rate is recorded beside it), the sparse products (nnz × columns per propagation, forward
+   and backward) at the rate measured on these graphs, and the optimiser's memory traffic
+   (the backward pass writes each gradient once; fused AdamW reads parameter, gradient and
+   both moments and writes three back: 8 × 4 bytes per parameter) at the measured
+   fused-AdamW bandwidth. The attention's exponentials and dropout masks and all element-wise
+   work are above the floor.
 
 The shared 2-core machine is rarely idle: CPU seconds on one thread are the comparable figure
 there. Two threads under load are dominated by OpenMP's spin-waiting (each of the ~1,000
