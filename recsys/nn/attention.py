@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsys.nn.dense import autocast_active
+
 _INT16_RANGE = 1 << 16
 _KEPT_MASK_BYTES = 2**28
 
@@ -178,8 +180,12 @@ def _log2_scores_and_max(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor
 
 def _rows_times(weights: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
     """out_i = Σ_j weights_ij x_j per node, as row vector × matrixᵀ (MKL's batched kernel is
-    several times faster in this orientation than as matrix × column vector)."""
-    torch.bmm(x.unsqueeze(1), weights.transpose(1, 2), out=out.unsqueeze(1))
+    several times faster in this orientation than as matrix × column vector). Under autocast
+    the product runs in autocast's dtype (``out=`` would pin it to float32)."""
+    if autocast_active(weights):
+        out.copy_(torch.bmm(x.unsqueeze(1), weights.transpose(1, 2)).squeeze(1))
+    else:
+        torch.bmm(x.unsqueeze(1), weights.transpose(1, 2), out=out.unsqueeze(1))
 
 
 def _exp_scores(q2: torch.Tensor, k: torch.Tensor, row_max: torch.Tensor) -> torch.Tensor:

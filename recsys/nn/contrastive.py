@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import torch
 
-from recsys.nn.dense import matmul
+from recsys import losses
+from recsys.nn.dense import autocast_active, matmul
 
 _EPS = 1e-12
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """InfoNCE over paired rows of ``a`` and ``b`` with in-batch negatives (see module docstring)."""
+    """InfoNCE over paired rows of ``a`` and ``b`` with in-batch negatives (see module docstring);
+    under autocast the composed ``recsys.losses.info_nce``."""
+    if autocast_active(a):
+        return losses.info_nce(a, b, temperature)
     return _InfoNCE.apply(a, b, float(temperature))
 
 

@@ -7,8 +7,9 @@ kernels by the processor's features: about 95–115·10⁹ per core on REARM's s
 projections n × 4,096 × 64, meta-network layers n × 448 × 448), still in float32 with IEEE
 arithmetic (no reduced-precision mode: results differ from MKL's only in summation order,
 relative differences of a few 10⁻⁷). These functions use it for float32 CPU tensors and
-``torch.addmm``/``torch.mm`` otherwise. They have no autograd formula: they are meant for
-autograd functions whose backward pass is written out.
+``torch.addmm``/``torch.mm`` otherwise (other dtypes and devices, or under autocast). They
+have no autograd formula: they are meant for autograd functions whose backward pass is
+written out.
 """
 from __future__ import annotations
 
@@ -17,8 +18,15 @@ import torch
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def autocast_active(x: torch.Tensor) -> bool:
+    """Whether autocast (``train.amp``) is on for ``x``'s device. The fused float32 functions of
+    ``recsys.nn`` then step aside for plain operations, whose dtypes autocast chooses."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def _use_onednn(*tensors: torch.Tensor) -> bool:
-    return _ONEDNN and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    return _ONEDNN and not autocast_active(tensors[0]) and \
+        all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

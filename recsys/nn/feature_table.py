@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from recsys.nn.dense import linear, matmul, matmul_into
+from recsys.nn.dense import autocast_active, linear, matmul, matmul_into
 
 
 class GradientMemory:
@@ -40,7 +40,10 @@ class GradientMemory:
 
 
 def project_table(table: torch.Tensor, projection: torch.nn.Linear, memory: GradientMemory) -> torch.Tensor:
-    """``projection(table)`` (X Wᵀ + b), with ∂X written into ``memory`` (see module docstring)."""
+    """``projection(table)`` (X Wᵀ + b), with ∂X written into ``memory`` (see module docstring);
+    under autocast simply ``projection(table)``."""
+    if autocast_active(table):
+        return projection(table)
     return _TableProjection.apply(table, projection.weight, projection.bias, memory)
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.nn.dense import linear, matmul
+from recsys.nn.dense import autocast_active, linear, matmul
 
 _EPS = 1e-12
 _PARAMS_PER_HEAD = 5
@@ -55,7 +55,11 @@ def factor_rows_and_mean(kappa: torch.Tensor, rows: torch.Tensor,
     """For each head: (ŷ[rows], mean of ŷ over all rows of ``kappa``).
 
     ``kappa`` (n × d) is treated as a constant; ``rows`` is a 1-D index (repeats allowed).
+    Under autocast the heads run as plain modules.
     """
+    if autocast_active(kappa):
+        factors = [head(kappa.detach()) for head in heads]
+        return [(y.index_select(0, rows), y.mean(0)) for y in factors]
     params = [p for head in heads for p in head.flat_parameters()]
     outputs = _FactorHeads.apply(kappa.detach(), rows, *params)
     return [(outputs[2 * k], outputs[2 * k + 1]) for k in range(len(heads))]
