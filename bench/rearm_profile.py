@@ -246,14 +246,14 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], math.inf)
         optimizer.step()
 
-    step(batches[0])
+    full = batches[0]  # a full-sized batch (only the last one of an epoch can be smaller)
+    step(full)
     cpu, wall = [], []
-    for batch in batches[1:]:
+    for batch in batches[1:] or batches:
         start, start_cpu = time.perf_counter(), time.process_time()
         step(batch)
         cpu.append(time.process_time() - start_cpu)
         wall.append(time.perf_counter() - start)
-    full = batches[1]
     stages = stage_times(model, optimizer, full, repeats)
     table = profile_table(lambda: step(full))
 
