@@ -14,16 +14,17 @@ its own process:
    projections, the homography propagations, the attention integration, the heterography
    propagation, the meta-network with the final representations, the loss terms, the gradient
    norm and the AdamW step; and torch.profiler's most expensive operators in one step;
-3. the floor of a step on this machine: the multiply-adds of the dense matrix products no
-   implementation can avoid (feature projections forward, weight and table gradients; the
-   meta-network's layers over every node forward and backward; the contrastive logits
-   forward and backward) at the measured rate of ``recsys.nn.dense`` (oneDNN; torch.mm's MKL
-   rate is recorded beside it), the sparse products (nnz × columns per propagation, forward
-   and backward) at the rate measured on these graphs, and the optimiser's memory traffic
-   (the backward pass writes each gradient once; fused AdamW reads parameter, gradient and
-   both moments and writes three back: 8 × 4 bytes per parameter) at the measured
-   fused-AdamW bandwidth. The attention's exponentials and dropout masks and all element-wise
-   work are above the floor.
+3. the floor of a step on this machine, in CPU seconds like the step times beside it (summed
+   over threads: on T busy threads an ideal step takes floor / T of wall time): the
+   multiply-adds of the dense matrix products no implementation can avoid (feature
+   projections forward, weight and table gradients; the meta-network's layers over every node
+   forward and backward; the contrastive logits forward and backward) at the measured rate of
+   ``recsys.nn.dense`` (oneDNN; torch.mm's MKL rate is recorded beside it), the sparse
+   products (nnz × columns per propagation, forward and backward) at the rate measured on
+   these graphs, and the optimiser's memory traffic (the backward pass writes each gradient
+   once; fused AdamW reads parameter, gradient and both moments and writes three back: 8 × 4
+   bytes per parameter) at the measured fused-AdamW bandwidth. The attention's exponentials
+   and dropout masks and all element-wise work are above the floor.
 
 The shared 2-core machine is rarely idle: CPU seconds on one thread are the comparable figure
 there. Two threads under load are dominated by OpenMP's spin-waiting (each of the ~1,000
@@ -158,8 +159,8 @@ def profile_table(step, rows: int = 20) -> list[dict]:
 
 # --------------------------------------------------------------------------- floor
 def machine_rates(repeats: int) -> dict[str, float]:
-    """Matrix-product rates (multiply-adds/s: ``recsys.nn.dense``, i.e. oneDNN on CPU, and
-    torch.mm, i.e. MKL) and fused-AdamW bandwidth (bytes/s) of this process."""
+    """Matrix-product rates (multiply-adds per CPU second: ``recsys.nn.dense``, i.e. oneDNN on
+    CPU, and torch.mm, i.e. MKL) and fused-AdamW bandwidth (bytes per CPU second) of this process."""
     import torch
 
     from recsys.nn.dense import matmul
@@ -277,8 +278,8 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
         "profile_one_step": table,
         "machine": rates,
         "dense_multiply_adds": macs,
-        "floor_seconds": {k: round(v, 4) for k, v in floor.items()},
-        "floor_seconds_total": round(sum(floor.values()), 4),
+        "floor_cpu_seconds": {k: round(v, 4) for k, v in floor.items()},
+        "floor_cpu_seconds_total": round(sum(floor.values()), 4),
         "step_over_floor": round(step_seconds / sum(floor.values()), 2),
         "peak_memory_mb": peak_memory_mb(),
         "load_average": list(os.getloadavg()),
@@ -312,7 +313,7 @@ def main() -> None:
         io.write_json(OUT, results)
         print(f"{threads} thread(s): {statistics.mean(e['train_cpu_seconds'] for e in result['epochs']):.2f} CPU-s "
               f"/ {statistics.mean(e['train_seconds'] for e in result['epochs']):.2f} s per epoch; step "
-              f"{result['step_cpu_seconds_median']:.3f} CPU-s, floor {result['floor_seconds_total']:.3f} s "
+              f"{result['step_cpu_seconds_median']:.3f} CPU-s, floor {result['floor_cpu_seconds_total']:.3f} CPU-s "
               f"({result['step_over_floor']}x)", flush=True)
 
 
