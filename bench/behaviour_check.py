@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, commit  # noqa: E402
+from common import SHARED_DATA, commit, environment  # noqa: E402
 
 SYNTHETIC = {"format": "synthetic", "synthetic": {
     "n_users": 600, "n_items": 300, "n_clusters": 8, "interactions_per_user": 20,
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     models = args.models or available_models()
     with tempfile.TemporaryDirectory() as tmp:
-        record = {"commit": commit(), "epochs": args.epochs,
+        record = {"commit": commit(), "environment": environment(), "epochs": args.epochs,
                   "models": {m: _train(m, args.epochs, Path(tmp)) for m in models}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

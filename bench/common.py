@@ -1,23 +1,29 @@
-"""Helpers shared by the benchmark scripts: paths, commit id, peak memory, atomic JSON."""
+"""Helpers shared by the benchmark scripts: paths, provenance, peak memory, README sections.
+
+Every results record a script writes carries :func:`environment` (commit, date, load average,
+torch threads, CPU count: :func:`recsys.provenance.environment`), and every number of
+bench/README.md is formatted by a script from such records (:func:`write_readme_section`):
+the prose strings of the generators hold no digits (tests/bench/test_bench_prose.py).
+"""
 from __future__ import annotations
 
 import json
 import os
 import resource
-import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECSYS_SHARED_DATA", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "bench" / "results"
+# Where results and the README go; the smoke tests (tests/bench) point both at a temporary folder.
+RESULTS = Path(os.environ.get("RECSYS_BENCH_RESULTS", REPO / "bench" / "results"))
+README = Path(os.environ.get("RECSYS_BENCH_README", REPO / "bench" / "README.md"))
 
+sys.path.insert(0, str(REPO))
+from recsys.provenance import commit, environment  # noqa: E402
 
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+__all__ = ["REPO", "RESULTS", "SHARED_DATA", "commit", "environment", "peak_memory_mb", "read_json",
+           "write_readme_section"]
 
 
 def peak_memory_mb() -> float:
@@ -29,12 +35,12 @@ def read_json(path: Path, default):
     return json.loads(path.read_text()) if path.exists() else default
 
 
-def write_readme_section(section: str, begin: str, end: str) -> None:
-    """Put ``section`` (which starts with ``begin`` and ends with ``end``) into bench/README.md,
-    replacing the text between those markers; other sections are left alone."""
+def write_readme_section(section: str, begin: str, end: str, readme: Path | None = None) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end``) into bench/README.md
+    (or ``readme``), replacing the text between those markers; other sections are left alone."""
     from recsys import io
 
-    readme = REPO / "bench" / "README.md"
+    readme = readme or README
     text = readme.read_text() if readme.exists() else "# Benchmarks\n"
     if begin in text and end in text:
         text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]

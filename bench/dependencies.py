@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as metadata
+import json
 import os
 import subprocess
 import sys
@@ -25,9 +26,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, write_readme_section  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, environment, write_readme_section  # noqa: E402
 
 OUT = RESULTS / "dependencies.json"
+LAYERS, DIM = 3, 64  # the LightGCN propagation timed: layers and embedding size
 BEGIN, END = "<!-- dependencies:begin -->", "<!-- dependencies:end -->"
 CORE = ("torch", "numpy", "scipy", "pandas", "pyarrow", "optuna", "pyyaml", "tqdm", "matplotlib")
 
@@ -117,8 +119,8 @@ def propagation(repeats: int) -> dict:
     edge_index = torch.stack([torch.cat([users, items]), torch.cat([items, users])])
     csr = to_torch_csr_tensor(edge_index, size=(n, n))
     torch.manual_seed(0)
-    ours = torch.nn.Parameter(torch.randn(n, 64) * 0.1)
-    theirs = PygLightGCN(n, 64, 3)
+    ours = torch.nn.Parameter(torch.randn(n, DIM) * 0.1)
+    theirs = PygLightGCN(n, DIM, LAYERS)
     with torch.no_grad():
         theirs.embedding.weight.copy_(ours)
 
@@ -127,7 +129,7 @@ def propagation(repeats: int) -> dict:
             forward().sum().backward()
         return run
 
-    variants = {"ours_csr": step(lambda: propagate(adjacency, ours, 3, symmetric=True)),
+    variants = {"ours_csr": step(lambda: propagate(adjacency, ours, LAYERS, symmetric=True)),
                 "pyg_edge_list": step(lambda: theirs.get_embedding(edge_index)),
                 "pyg_csr": step(lambda: theirs.get_embedding(csr))}
     seconds = {}
@@ -140,10 +142,11 @@ def propagation(repeats: int) -> dict:
             best = min(best, time.process_time() - start)
         seconds[name] = best
     with torch.no_grad():
-        difference = float((propagate(adjacency, ours, 3, symmetric=True) - theirs.get_embedding(edge_index)).abs().max())
+        difference = float((propagate(adjacency, ours, LAYERS, symmetric=True)
+                            - theirs.get_embedding(edge_index)).abs().max())
     return {"dataset": dataset.name if source["format"] == "rearm" else "synthetic (Sports-sized)",
             "nodes": n, "edges": int(edge_index.shape[1]), "cpu_s_per_forward_backward": seconds,
-            "max_abs_difference": difference}
+            "max_abs_difference": difference, "layers": LAYERS, "embedding_size": DIM}
 
 
 def markdown(summary: dict) -> str:
@@ -153,8 +156,9 @@ def markdown(summary: dict) -> str:
         BEGIN,
         "## Dependencies: PyTorch Geometric (`dependencies.py`)",
         "",
-        f"Commit {summary['commit']}; load average {summary['load_average']:.1f} on the shared 2-core machine; "
-        "CPU seconds, best of the repeats, one thread.",
+        f"Commit {summary['commit']}; load average {summary['load_average']:.1f} on the shared "
+        f"{summary.get('environment', {}).get('cpu_count', 'multi')}-core machine; CPU seconds, best of the repeats, "
+        "one thread.",
         "",
         f"- `import torch_geometric` after torch: {imports['torch_geometric']['after_torch_cpu_s']:.2f} CPU-s "
         f"(`import torch`: {imports['torch_geometric']['torch_cpu_s']:.2f}; recsys' models and training after "
@@ -163,7 +167,8 @@ def markdown(summary: dict) -> str:
         f"- Install: torch-geometric adds {len(size['added_distributions'])} distributions to recsys' dependency "
         f"closure ({', '.join(size['added_distributions'])}), {size['added_mb']:.0f} MB on disk "
         f"(torch: {size['torch_mb']:.0f} MB).",
-        f"- LightGCN propagation, 3 layers, d = 64, forward + backward over {prop['dataset']} "
+        f"- LightGCN propagation, {prop.get('layers', LAYERS)} layers, d = {prop.get('embedding_size', DIM)}, "
+        f"forward + backward over {prop['dataset']} "
         f"({prop['nodes']:,} nodes, {prop['edges']:,} directed edges): ours {t['ours_csr']:.3f} CPU-s, "
         f"PyG on an edge list {t['pyg_edge_list']:.3f} ({t['pyg_edge_list'] / t['ours_csr']:.1f}×), "
         f"PyG on a CSR adjacency {t['pyg_csr']:.3f} ({t['pyg_csr'] / t['ours_csr']:.1f}×); "
@@ -176,11 +181,16 @@ def markdown(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--report", action="store_true", help="only rewrite the README section from the results")
     args = parser.parse_args()
     from recsys import io
 
+    if args.report:
+        write_readme_section(markdown(json.loads(OUT.read_text())), BEGIN, END)
+        return
+
     summary = {
-        "commit": commit(), "load_average": os.getloadavg()[0],
+        "commit": commit(), "load_average": os.getloadavg()[0], "environment": environment(),
         "imports": {"torch_geometric": import_seconds("import torch_geometric", args.repeats),
                     "recsys": import_seconds("import recsys.models, recsys.compose, recsys.runs", args.repeats)},
         "footprint": footprint(),

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED_DATA, commit, peak_memory_mb  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, environment, peak_memory_mb  # noqa: E402
 
 from recsys import io  # noqa: E402
 from recsys.config import CORE_DEFAULTS  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2), "torch": torch.__version__, "commit": commit(),
         "target_seconds": 5.0, "runs": runs, "peak_memory_mb": round(peak_memory_mb(), 1),
-        "sanity_recall@20_random": result["recall@20"],
+        "sanity_recall@20_random": result["recall@20"], "environment": environment(),
     })
 
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED_DATA, commit, peak_memory_mb  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, environment, peak_memory_mb  # noqa: E402
 
 TARGET_SECONDS = {64: 10.0, 192: 20.0}
 TARGET_PEAK_MB = 2048.0
@@ -73,6 +73,7 @@ def run_case(dim: int, repeats: int, device: str, batch_size: int) -> dict:
             "best_export_seconds": min(e["wall_seconds"] for e in exports),
             "peak_memory_mb": round(peak_memory_mb(), 1),
             "target_seconds": TARGET_SECONDS.get(dim), "target_peak_mb": TARGET_PEAK_MB,
+            "environment": environment(),
         }
 
 

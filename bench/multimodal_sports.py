@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, environment, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 from recsys import io  # noqa: E402
 
@@ -155,15 +155,20 @@ def measured(results: dict, max_epochs: int) -> dict:
         "valid_recall@20_curve": curve,
         "seconds_per_epoch": sum(train_seconds) / len(epochs),
         "evaluation_seconds": sum(evals) / max(1, len(evals)), "total_seconds": sum(train_seconds) + sum(evals),
-        "peak_memory_mb": peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb(), "environment": environment(),
     }
+
+
+def epoch_cap(run: dict) -> int:
+    """The run's epoch cap; records made before the cap was stored ran to it (epochs run)."""
+    return run.get("epoch_cap", run["epochs_run"])
 
 
 def budgets(runs: dict, key: str) -> dict[int, dict]:
     """The records of one run by epoch cap: the latest one and the capped ones kept as ``KEY@<cap>``."""
-    records = {r.get("epoch_cap", 10): r for k, r in runs.items() if k.startswith(f"{key}@")}
+    records = {epoch_cap(r): r for k, r in runs.items() if k.startswith(f"{key}@")}
     if key in runs:
-        records[runs[key].get("epoch_cap", 10)] = runs[key]
+        records[epoch_cap(runs[key])] = runs[key]
     return records
 
 
@@ -176,7 +181,9 @@ def best_of(runs: dict, keys: list[str]) -> tuple[str, int] | tuple[None, None]:
     return max(done, key=lambda k: budgets(runs, k)[cap]["valid"]["recall@20"]), cap
 
 
-def summarise(runs: dict, settings: dict) -> dict:
+def summarise(runs: dict, settings: dict, commit_id: str | None = None) -> dict:
+    """The results file: the chosen variants, the table and every run; ``commit_id`` is the commit
+    of the latest invocation that added a run (default: this checkout's)."""
     chosen, chosen_at = {}, {}
     for family, keys in FAMILIES.items():
         chosen[family], chosen_at[family] = best_of(runs, keys)
@@ -185,7 +192,7 @@ def summarise(runs: dict, settings: dict) -> dict:
         if key is not None:
             table.append({"model": family, "run": key, **_row(runs[key])})
     siger = chosen["SIGER"]
-    caps = {runs[f"{siger}/{label}"].get("epoch_cap", 10) for label in ABLATIONS if f"{siger}/{label}" in runs}
+    caps = {epoch_cap(runs[f"{siger}/{label}"]) for label in ABLATIONS if f"{siger}/{label}" in runs}
     base = f"{siger}@{caps.pop()}" if len(caps) == 1 else None
     if base in runs:
         table.append({"model": "SIGER, ablation base (the ablations' budget)", "run": base, **_row(runs[base])})
@@ -193,7 +200,7 @@ def summarise(runs: dict, settings: dict) -> dict:
         key = f"{siger}/{label}"
         if siger is not None and key in runs:
             table.append({"model": f"SIGER, {label}", "run": key, **_row(runs[key])})
-    return {"commit": commit(), "protocol": "docs/protocol.md, selection on valid Recall@20 only",
+    return {"commit": commit_id or commit(), "protocol": "docs/protocol.md, selection on valid Recall@20 only",
             "settings_of_last_invocation": settings, "chosen": chosen, "chosen_at_epoch_cap": chosen_at,
             "not_continued": not_continued(runs, chosen), "table": table, "runs": runs}
 
@@ -213,12 +220,15 @@ def _row(run: dict) -> dict:
     return {"valid_recall@20": run["valid"]["recall@20"], "test_recall@10": run["test"]["recall@10"],
             "test_recall@20": run["test"]["recall@20"], "test_ndcg@10": run["test"]["ndcg@10"],
             "test_ndcg@20": run["test"]["ndcg@20"], "best_epoch": run["best_epoch"],
-            "epochs_run": run["epochs_run"], "epoch_cap": run.get("epoch_cap", 10),
+            "epochs_run": run["epochs_run"], "epoch_cap": epoch_cap(run),
             "stopped_by": run.get("stopped_by", "epoch cap"), "seconds_per_epoch": round(run["seconds_per_epoch"], 1)}
 
 
 def markdown(summary: dict) -> str:
     s = summary["settings_of_last_invocation"]
+    runs = summary["runs"]
+    first_cap = min(epoch_cap(run) for run in runs.values())
+    ablation_caps = sorted({row["epoch_cap"] for row in summary["table"] if row["model"].startswith("SIGER, ")})
     lines = [
         BEGIN,
         "## Multimodal models on Amazon Sports with text features (`multimodal_sports.py`)",
@@ -228,9 +238,10 @@ def markdown(summary: dict) -> str:
         f"batch {TRAIN['batch_size']}, Adam lr {TRAIN['lr']}, valid every {s['eval_every']} epochs, early "
         f"stopping after {s['patience_evaluations']} evaluations without gain, SIGER contrastive sets capped at "
         f"{SIGER_COMMON['cl_max_nodes']} nodes, and an epoch cap per run (column *cap*: every run was first "
-        "trained with a cap of 10 epochs; the runs with a larger cap were then continued from their last "
+        f"trained with a cap of {first_cap} epochs; the runs with a larger cap were then continued from their last "
         "checkpoint, optimiser, RNG and early-stopping state included, which gives the same run as training "
-        "with the larger cap from the start; the ablations kept the 10-epoch budget). Test metrics at the "
+        "with the larger cap from the start; the ablations kept the "
+        f"{' / '.join(map(str, ablation_caps)) or first_cap}-epoch budget). Test metrics at the "
         "best-valid epoch. The published figures used 4096-d image + 384-d text features and full training "
         "and are not comparable.",
         "",
@@ -245,10 +256,16 @@ def markdown(summary: dict) -> str:
                      f"{row['test_recall@20']:.4f} | {row['test_ndcg@10']:.4f} | {row['test_ndcg@20']:.4f} | "
                      f"{row['best_epoch']} / {row['epochs_run']} / {row['epoch_cap']} | {row['stopped_by']} | "
                      f"{row['seconds_per_epoch']} |")
-    lines += ["", "s/epoch is the mean training time of the run's epochs on this 2-core machine shared with "
-              "other jobs (4 runs at once for the first 10 epochs, 2 to 3 processes during the continuations), "
-              "so it reflects the load as much as the model.", "", verdict(summary["table"]), "", END]
+    lines += ["", "s/epoch is the mean training time of the run's epochs on this machine shared with "
+              "other jobs (several runs at once), so it reflects the load as much as the model"
+              + load_note(runs) + ".", "", verdict(summary["table"]), "", END]
     return "\n".join(lines)
+
+
+def load_note(runs: dict) -> str:
+    """The range of the recorded one-minute load averages (runs recorded since they were stored)."""
+    loads = [run["environment"]["load_average"][0] for run in runs.values() if "environment" in run]
+    return f" (one-minute load average {min(loads)} to {max(loads)} where recorded)" if loads else ""
 
 
 def selection(summary: dict) -> str:
@@ -266,9 +283,11 @@ def selection(summary: dict) -> str:
             sentence += (f"; {', '.join(f'`{k}`' for k in left)} not continued beyond that budget for lack of "
                          "CPU time")
         sentences.append(sentence + ".")
-    sentences.append("The ablations remove one mechanism each from the chosen SIGER at the 10-epoch budget; "
-                     "compare them with the *ablation base* row (the chosen SIGER at that same budget), not "
-                     "with the continued SIGER row.")
+    caps = sorted({row["epoch_cap"] for row in summary["table"] if row["model"].startswith("SIGER, ")})
+    if caps:
+        sentences.append(f"The ablations remove one mechanism each from the chosen SIGER at the "
+                         f"{' / '.join(map(str, caps))}-epoch budget; compare them with the *ablation base* row (the "
+                         "chosen SIGER at that same budget), not with the continued SIGER row.")
     return " ".join(sentences)
 
 
@@ -334,7 +353,9 @@ def main() -> None:
     settings = {"max_epochs": args.max_epochs, "eval_every": args.eval_every,
                 "patience_evaluations": args.patience, "jobs": args.jobs, "threads": args.threads,
                 "train": TRAIN, "siger_common": SIGER_COMMON}
-    runs = read_json(args.results, {"runs": {}}).get("runs", {})
+    previous = read_json(args.results, {"runs": {}})
+    runs = previous.get("runs", {})
+    recorded, recorded_commit = json.loads(json.dumps(runs)), previous.get("commit")
     for path in args.merge:
         runs.update(read_json(path, {"runs": {}})["runs"])
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -363,7 +384,9 @@ def main() -> None:
                     write_all()
 
     def write_all() -> None:
-        summary = summarise(runs, settings)
+        unchanged = runs == recorded  # only the report is rewritten: keep the recorded commit and settings
+        summary = summarise(runs, previous.get("settings_of_last_invocation", settings) if unchanged else settings,
+                            recorded_commit if unchanged else None)
         io.write_json(args.results, summary)
         if args.results == OUT:
             write_readme(summary)
@@ -379,7 +402,7 @@ def main() -> None:
             old = runs[key]
             if old.get("stopped_by") == "early stopping" or old["epochs_run"] >= args.max_epochs:
                 continue
-            capped = old.get("epoch_cap", 10)
+            capped = epoch_cap(old)
             runs.setdefault(f"{key}@{capped}", dict(old))
             jobs[key] = {**spec(key, old["model"], old["params"]), "continue": old["epochs_run"]}
         return jobs
@@ -387,7 +410,7 @@ def main() -> None:
     if args.collect_interrupted:
         for key in args.collect_interrupted:
             old = runs[key]
-            runs.setdefault(f"{key}@{old.get('epoch_cap', 10)}", dict(old))
+            runs.setdefault(f"{key}@{epoch_cap(old)}", dict(old))
             runs[key] = {**old, **interrupted(Path(args.runs_dir) / spec(key, "", {})["key"], old),
                          "continued_from_epoch": old["epochs_run"]}
             write_all()
@@ -402,7 +425,7 @@ def main() -> None:
     else:
         wanted = args.only or list(STAGE1)
         run_all({k: spec(k, *STAGE1[k]) for k in wanted if k not in runs})
-        chosen = best_of(runs, FAMILIES["SIGER"])
+        chosen, _ = best_of(runs, FAMILIES["SIGER"])
         if chosen is not None:
             run_all(ablations(chosen))
     write_all()

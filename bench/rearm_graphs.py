@@ -15,7 +15,12 @@ average and process CPU time are recorded next to wall time.
 graph, the recall of the exact top-k neighbours on a seeded sample of rows (exact neighbours
 by brute force on the original features), and the same on the real Sports text features.
 
+``--matmul-rate`` instead records this CPU's dense matrix-product rate (multiply-adds per
+CPU-second of one thread, float32 and bfloat16, on the kNN builder's block shape), the figure
+that bounds how fast an exact kNN graph can be built here (bench/rearm_report.py).
+
     python bench/rearm_graphs.py [--user-knn-method direct|gram] [--projection 128] [--skip image] [--name NAME]
+    python bench/rearm_graphs.py --matmul-rate
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+from common import RESULTS, SHARED_DATA, commit, environment, peak_memory_mb, read_json  # noqa: E402
 
 from recsys import io  # noqa: E402
 from recsys.data.rearm import read_rearm  # noqa: E402
@@ -65,6 +70,25 @@ def sports_text_recall(projection: int) -> dict:
             "recall": recall(approx, features, ITEM_K)}
 
 
+def matmul_rate(rows: int = 4096, columns: int = 8192, dim: int = 4096, repeats: int = 3) -> dict:
+    """Multiply-adds per CPU-second of one thread for (rows × dim) @ (dim × columns) products,
+    best of ``repeats``, in float32 and bfloat16 (process CPU time: robust to a shared machine)."""
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(0)
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.randn(rows, dim, generator=generator).to(dtype)
+        b = torch.randn(dim, columns, generator=generator).to(dtype)
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.process_time()
+            a @ b
+            best = min(best, time.process_time() - started)
+        rates[str(dtype).removeprefix("torch.")] = rows * columns * dim / best
+    return {"multiply_adds_per_cpu_second_one_thread": rates, "shape": [rows, dim, columns],
+            "environment": environment()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--user-knn-method", choices=["direct", "gram"], default="direct")
@@ -74,7 +98,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default=None, help="key of this run in the results file")
     parser.add_argument("--out", type=Path, default=RESULTS / "rearm_graphs.json")
+    parser.add_argument("--matmul-rate", action="store_true", help="record the CPU's matrix-product rate only")
     args = parser.parse_args()
+    if args.matmul_rate:
+        results = read_json(args.out, {"benchmark": __doc__.split("\n\n")[0], "target": {"seconds": 10, "peak_gb": 3},
+                                       "runs": {}})
+        results["matmul_rate"] = matmul_rate()
+        io.write_json(args.out, results)
+        print(results["matmul_rate"]["multiply_adds_per_cpu_second_one_thread"])
+        return
 
     dataset = read_rearm(SHARED_DATA / "amazon" / "clothing", name="clothing")
     rng = np.random.default_rng(0)
@@ -125,6 +157,8 @@ def main() -> None:
         "graphs": records, "total_seconds": round(total, 2),
         "total_cpu_seconds": round(sum(r["cpu_seconds"] for r in records), 2),
         "peak_rss_mb": round(peak, 1), "commit": commit(), "torch": torch.__version__,
+        "dataset": {"name": dataset.name, "users": dataset.n_users, "items": dataset.n_items},
+        "environment": environment(),
     }
     if args.projection:
         run["sports_real_text_item_knn"] = sports_text_recall(args.projection)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, environment, peak_memory_mb, read_json  # noqa: E402
 
 from recsys import io  # noqa: E402
 
@@ -99,6 +99,7 @@ def measure(name: str, threads: int, cache: Path) -> dict:
         "peak_memory_mb": peak_memory_mb(),
         "profile_one_step": profile,
         "load_average": list(os.getloadavg()),
+        "environment": environment(),
     }
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, environment, peak_memory_mb, read_json  # noqa: E402
 
 from recsys import io  # noqa: E402
 from recsys.compose import build, resolve  # noqa: E402
@@ -66,8 +66,9 @@ def run(model: str, args) -> dict:
     setup_seconds = time.perf_counter() - started
     trainer = Trainer(net, task, config["train"], run_dir)
     budget, max_epochs = args.minutes * 60, int(config["train"]["epochs"])
-    while not trainer.state["stopped"] and trainer.state["epoch"] < max_epochs and time.perf_counter() - started < budget:
-        # run up to the next evaluation (fit() also evaluates at its last epoch)
+    while not trainer.state["stopped"] and trainer.state["epoch"] < max_epochs and (
+            trainer.state["epoch"] == 0 or time.perf_counter() - started < budget):
+        # run up to the next evaluation (fit() also evaluates at its last epoch); at least one
         trainer.cfg["epochs"] = min(max_epochs, trainer.state["epoch"] + int(config["train"]["eval_every"]))
         trainer.fit()
         print(f"{model} epoch {trainer.state['epoch']} best valid recall@20 {trainer.state['best_value']:.4f} "
@@ -117,7 +118,8 @@ def main() -> None:
     if not (SHARED_DATA / "amazon" / "sports").is_dir():
         sys.exit(f"{SHARED_DATA / 'amazon' / 'sports'} is absent; set RECSYS_SHARED_DATA")
     result = run(args.model, args)
-    result.update(commit=commit(), machine=platform.node(), load_average=list(os.getloadavg()))
+    result.update(commit=commit(), machine=platform.node(), load_average=list(os.getloadavg()),
+                  environment=environment())
     results = read_json(OUT, {})
     results.setdefault("sports", {})[args.model] = result
     io.write_json(OUT, results)

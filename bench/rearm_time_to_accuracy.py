@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, read_json, write_readme_section  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, environment, read_json, write_readme_section  # noqa: E402
 from parity_data import build_parity_dataset  # noqa: E402
 
 from recsys import io  # noqa: E402
@@ -243,6 +243,7 @@ def main(argv=None) -> int:
     if args.published_run is not None:
         runs["published"] = adopt(args.published_run)
     results["verdict"] = verdict(results)
+    results["environment"] = environment()
     io.write_json(args.out, results)
     plot(results, args.out.with_suffix(".png"))
     if not args.no_readme:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, environment  # noqa: E402
 
 import optuna  # noqa: E402
 import torch  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
 
     best = summary.get("best") or {}
     result = {
-        "what": "30-trial TPE study of LightGCN on Amazon Baby (MMRec split) with median pruning",
+        "what": f"{args.trials}-trial TPE study of LightGCN on Amazon Baby (MMRec split) with median pruning",
         "study_file": str(STUDY_FILE.relative_to(REPO)),
         "study_dir": str(spec.study_dir),
         "commit": commit(),
@@ -91,6 +91,7 @@ def main() -> None:
         "published_lightgcn_baby_test_recall@20": 0.0754,
         "machine": {"cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
                     "torch": torch.__version__, "optuna": optuna.__version__},
+        "environment": environment(),
     }
     io.write_json(Path(args.out), result)
     print(f"{result['finished']} finished ({summary['complete']} complete, {summary['pruned']} pruned) in "

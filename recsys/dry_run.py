@@ -7,48 +7,64 @@ would, and reports:
 
 * the dataset's users, items, interactions per split and feature shapes;
 * the model's parameter count (trainable and frozen);
-* every graph the model asks for, with its shape and number of stored entries (nnz). The
-  cheap graphs (user-item Â, nnz = 2·|R|; the user→mean-of-items matrix, nnz = |R|) are built
-  for real; the expensive ones are *not* built but bounded from their definition
-  (``docs/graphs.md``): a top-k kNN graph over n nodes mixed over M modalities has at most
-  n·min(n, k·M) entries, a top-k co-occurrence graph at most n·min(k, n−1), a homography graph
-  (co-occurrence + kNN mix) at most their sum; a dense user-interest matrix is n_users × D.
-  The model receives an empty sparse matrix of the right shape in their place, which is all
-  its constructor needs to allocate its parameters;
-* an estimate of the device memory of a training step: parameters, gradients and the two
-  Adam moments (16 bytes per trainable parameter), buffers, the graphs (CSR: 12 bytes per
-  entry + 8 per row), the propagated embeddings kept for the backward pass
-  ((U+I)·d·(L+1) floats, twice) and one evaluation block (eval.batch_size × I scores, twice
-  for the masked copy). It is a floor for planning, not a measurement.
+* every graph the model asks for (when it is built and, through ``model.pre_epoch(1)``, before
+  its first epoch), with its shape and number of stored entries (nnz). The model is built on a
+  :class:`recsys.graphs.GraphStore` in planning mode, the same builders as in training: the
+  cheap graphs are built for real, the expensive ones are sized by their builder module from
+  their definition and the model receives an empty matrix of the right shape in their place,
+  which is all its constructor needs to allocate its parameters. Pre-training steps are not
+  run (their results are zeros of the same shapes);
+* an estimate of the peak memory of training, the largest of three phases:
+
+  - build: the graphs (as the store holds them, :mod:`recsys.graphs.planning`), the largest
+    working memory of a graph builder (stated next to each builder), the parameters, dense
+    buffers and the task's arrays (the negative sampler's keys and an epoch of triples);
+  - step: the same without the builder's work, plus the gradients and the larger of the
+    optimiser's two moments and what the model's forward and backward passes hold at their
+    peak (:meth:`recsys.models.base.Recommender.step_memory`, model by model, for the batch's
+    expected numbers of distinct users and items, computed from the train degrees);
+  - evaluation: the step's tensors with the optimiser state, the ranking representations
+    (:meth:`~recsys.models.base.Recommender.ranking_memory`) and the larger of their
+    temporaries and the score blocks (min(eval.batch_size, 2^26 / I) rows of I floats, two
+    blocks when there is more than one).
+
+What is estimated is the quantity :func:`measure_memory` measures: the peak resident memory
+of a fresh process that builds the run with a cold graph cache and without its pre-training
+steps, runs one training step as the Trainer does and one evaluation of the valid split,
+minus its resident memory after importing torch, loading the data (with its split matrices)
+and running the same on a miniature of the data (which loads libraries and starts thread
+pools). The process uses one torch thread, and glibc's mmap threshold is fixed at 128 KiB
+(``MALLOC_MMAP_THRESHOLD_``): larger blocks go back to the system when freed, so the peak
+follows the live tensors rather than what the allocator keeps cached (the analogue of
+``torch.cuda.max_memory_allocated``). The estimate is checked against it for every model
+(tests/reliability/test_dry_run.py, within ±30 %) and for REARM on Baby-sized data
+(bench/dry_run_memory.py).
 """
 from __future__ import annotations
 
+import dataclasses
+import gc
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from recsys.compose import build, resolve_device
 from recsys.data.loading import load_dataset
 from recsys.errors import ConfigError
-from recsys.graphs import GraphStore
+from recsys.evaluation.ranking import SCORE_BLOCK_ELEMENTS
+from recsys.graphs import GraphStore, PlannedGraph
+from recsys.models import get_model_class
 
 FLOAT = 4
-ADAM_BYTES_PER_PARAM = 4 * FLOAT  # value, gradient, first and second moment
-
-
-@dataclass
-class GraphInfo:
-    call: str
-    shape: tuple[int, ...]
-    nnz: int
-    exact: bool
-    dense: bool = False
-
-    @property
-    def bytes(self) -> int:
-        if self.dense:
-            return self.nnz * FLOAT
-        return self.nnz * (FLOAT + 8) + (self.shape[0] + 1) * 8
+MMAP_THRESHOLD = 128 * 1024  # bytes: glibc's default, fixed in the measuring process (module docstring)
 
 
 @dataclass
@@ -59,113 +75,18 @@ class DryRunReport:
     trainable: int
     frozen: int
     buffer_bytes: int
-    graphs: list[GraphInfo] = field(default_factory=list)
+    graphs: list[PlannedGraph] = field(default_factory=list)
     batches_per_epoch: int = 0
     memory: dict[str, int] = field(default_factory=dict)
+    memory_phases: dict[str, int] = field(default_factory=dict)
 
     @property
     def memory_total(self) -> int:
-        return sum(self.memory.values())
+        """The estimated peak: the largest phase."""
+        return max(self.memory_phases.values(), default=0)
 
     def render(self) -> str:
         return _render(self)
-
-
-def _empty_csr(rows: int, cols: int) -> torch.Tensor:
-    return torch.sparse_csr_tensor(torch.zeros(rows + 1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
-                                   torch.zeros(0), (rows, cols), check_invariants=True)
-
-
-def _weights_text(weights: dict[str, float]) -> str:
-    return ",".join(f"{m}={float(w):g}" for m, w in sorted(weights.items()))
-
-
-def _active(weights: dict[str, float]) -> int:
-    return max(1, sum(1 for w in weights.values() if float(w) > 0))
-
-
-class GraphProbe:
-    """Stands in for :class:`recsys.graphs.GraphStore` while the dry run builds the model.
-
-    Cheap graphs are delegated to the real store; expensive ones are recorded with an nnz
-    bound and returned empty (see the module docstring). A method not listed here is
-    delegated to the real store and its true nnz recorded.
-    """
-
-    def __init__(self, dataset, store) -> None:
-        self.dataset = dataset
-        self.store = store
-        self.graphs: list[GraphInfo] = []
-
-    def _exact(self, call: str, graph: torch.Tensor) -> torch.Tensor:
-        if graph.layout == torch.strided:
-            self.graphs.append(GraphInfo(call, tuple(graph.shape), graph.numel(), True, dense=True))
-        else:
-            nnz = graph._nnz() if graph.layout != torch.sparse_coo else graph.coalesce()._nnz()
-            self.graphs.append(GraphInfo(call, tuple(graph.shape), int(nnz), True))
-        return graph
-
-    def _bound(self, call: str, n: int, nnz: int) -> torch.Tensor:
-        self.graphs.append(GraphInfo(call, (n, n), int(nnz), False))
-        return _empty_csr(n, n)
-
-    def user_item(self) -> torch.Tensor:
-        return self._exact("user_item()", self.store.user_item())
-
-    def user_mean_items(self) -> torch.Tensor:
-        return self._exact("user_mean_items()", self.store.user_mean_items())
-
-    def item_knn(self, modality_weights: dict[str, float], k: int, weighted: bool = True) -> torch.Tensor:
-        n = self.dataset.n_items
-        return self._bound(f"item_knn({_weights_text(modality_weights)}, k={k})", n,
-                           n * min(n, int(k) * _active(modality_weights)))
-
-    def user_interest_knn(self, modality_weights: dict[str, float], k: int, weighted: bool = True) -> torch.Tensor:
-        n = self.dataset.n_users
-        return self._bound(f"user_interest_knn({_weights_text(modality_weights)}, k={k})", n,
-                           n * min(n, int(k) * _active(modality_weights)))
-
-    def item_cooccurrence(self, k: int, **options) -> torch.Tensor:
-        n = self.dataset.n_items
-        return self._bound(f"item_cooccurrence(k={k})", n, n * min(int(k), n - 1))
-
-    def user_cooccurrence(self, k: int, **options) -> torch.Tensor:
-        n = self.dataset.n_users
-        return self._bound(f"user_cooccurrence(k={k})", n, n * min(int(k), n - 1))
-
-    def _homography(self, side: str, n: int, modality_weights: dict[str, float], k: int,
-                    co_weight: float, co_k: int | None) -> torch.Tensor:
-        co = n * min(int(k if co_k is None else co_k), n - 1) if float(co_weight) > 0 else 0
-        knn = n * min(n, int(k) * _active(modality_weights)) if float(co_weight) < 1 else 0
-        call = f"{side}_homography({_weights_text(modality_weights)}, k={k}, co_weight={float(co_weight):g})"
-        return self._bound(call, n, min(n * n, co + knn))
-
-    def item_homography(self, modality_weights: dict[str, float], k: int, co_weight: float,
-                        co_k: int | None = None, **co_options) -> torch.Tensor:
-        return self._homography("item", self.dataset.n_items, modality_weights, k, co_weight, co_k)
-
-    def user_homography(self, modality_weights: dict[str, float], k: int, co_weight: float,
-                        co_k: int | None = None, **co_options) -> torch.Tensor:
-        return self._homography("user", self.dataset.n_users, modality_weights, k, co_weight, co_k)
-
-    def user_interest(self, modality: str) -> torch.Tensor:
-        if modality not in self.dataset.features:
-            raise ConfigError(f"the model asks for the user interest of modality '{modality}', but the dataset has "
-                              f"{sorted(self.dataset.features) or 'no features'}")
-        dim = self.dataset.features[modality].shape[1]
-        self.graphs.append(GraphInfo(f"user_interest({modality})", (self.dataset.n_users, dim),
-                                     self.dataset.n_users * dim, True, dense=True))
-        return torch.zeros(self.dataset.n_users, dim)
-
-    def __getattr__(self, name: str):
-        method = getattr(self.store, name)
-        if not callable(method):
-            return method
-
-        def record(*args, **kwargs):
-            parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-            return self._exact(f"{name}({', '.join(parts)})", method(*args, **kwargs))
-        return record
 
 
 def _device(config: dict) -> torch.device:
@@ -175,36 +96,219 @@ def _device(config: dict) -> torch.device:
         raise ConfigError(str(exc)) from exc
 
 
-def _activation_bytes(model_config: dict, n_nodes: int) -> int:
-    dim = int(model_config.get("embedding_size", 64))
-    layers = int(model_config.get("n_layers", 0))
-    return 2 * n_nodes * dim * (layers + 1) * FLOAT
+def _distinct(degrees: np.ndarray, draws: int, population: float, extra: float = 1.0) -> float:
+    """Expected number of distinct values among ``draws`` draws of records from a
+    ``population``, value v being in ``degrees[v]`` of them; ``extra`` multiplies each value's
+    probability of staying out (other draws of the batch)."""
+    degrees = np.asarray(degrees, dtype=np.float64)
+    if population <= 0:
+        return 0.0
+    missed = np.exp(draws * np.log1p(-np.minimum(degrees / population, 1.0))) * extra
+    return float((1.0 - missed).sum())
+
+
+def batch_stats(dataset, task_kind: str, batch_size: int) -> dict[str, float]:
+    """The batch of a training step: ``size`` and the expected numbers of distinct users, items
+    (positives) and items with the uniform negatives (interaction task), or of distinct items
+    and the padded ``width`` (bundle task), for draws ∝ the train degrees."""
+    if task_kind == "bundle":
+        train = dataset.bundle_csr("train")
+        bundles = int((np.diff(train.indptr) > 0).sum())
+        size = min(batch_size, bundles)
+        return {"size": size, "items": _distinct(np.diff(train.tocsc().indptr), size, bundles),
+                "width": int(np.diff(train.indptr).max(initial=1))}
+    train = dataset.csr("train")
+    size = min(batch_size, train.nnz)
+    item_degrees = np.diff(train.tocsc().indptr)
+    uniform = (1.0 - 1.0 / max(1, dataset.n_items)) ** size
+    return {"size": size, "users": _distinct(np.diff(train.indptr), size, train.nnz),
+            "items": _distinct(item_degrees, size, train.nnz),
+            "items_and_negatives": _distinct(item_degrees, size, train.nnz, uniform)}
+
+
+def _evaluation_scores(config: dict, dataset, task_kind: str) -> int:
+    """Score blocks of one evaluation (:func:`recsys.evaluation.evaluate_ranking`): B × I floats
+    with B = min(eval.batch_size, 2^26 / I, rows evaluated); two blocks are alive while the next
+    is scored when there is more than one."""
+    if task_kind == "bundle":
+        rows = dataset.heldout_bundles("valid").size
+    else:
+        rows = int((np.diff(dataset.csr("valid").indptr) > 0).sum())
+    per_block = min(int(config["eval"]["batch_size"]), max(1, SCORE_BLOCK_ELEMENTS // max(1, dataset.n_items)),
+                    max(1, rows))
+    blocks = 2 if rows > per_block else 1
+    return blocks * per_block * dataset.n_items * FLOAT
+
+
+def _task_bytes(dataset, task_kind: str) -> int:
+    """The task's arrays: the negative sampler's keys and one epoch of shuffled triples
+    (interaction), or the padded train bundles and held-out inputs (bundle): int64 each."""
+    if task_kind == "bundle":
+        width = int(np.diff(dataset.bundle_csr("train").indptr).max(initial=1))
+        return 8 * width * (dataset.train_bundles().size + dataset.n_bundles)
+    return 8 * 6 * int(dataset.train.shape[1])
+
+
+def estimate_memory(config: dict, dataset, model, store, model_cls) -> tuple[dict[str, int], dict[str, int]]:
+    """(parts, phases) of the memory estimate, in bytes (module docstring)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    stats = dataset.stats()
+    batch = batch_stats(dataset, model_cls.task, int(config["train"]["batch_size"]))
+    step = model_cls.step_memory(config["model"], stats, batch)
+    ranking = model_cls.ranking_memory(config["model"], stats)
+    parts = {
+        "graphs": sum(g.bytes for g in store.plan),
+        "graph building": max([g.size.work for g in store.plan], default=0),
+        "parameters": total * FLOAT,
+        "gradients": trainable * FLOAT,
+        "optimiser state": 2 * trainable * FLOAT,
+        "buffers": sum(b.numel() * b.element_size() for b in model.buffers() if b.layout == torch.strided),
+        "task": _task_bytes(dataset, model_cls.task),
+        **{f"step: {name}": n for name, n in step.items()},
+        **{f"ranking: {name}": n for name, n in ranking.items()},
+        "evaluation scores": _evaluation_scores(config, dataset, model_cls.task),
+    }
+    held = parts["graphs"] + parts["parameters"] + parts["buffers"] + parts["task"]
+    phases = {
+        "build": held + parts["graph building"],
+        "step": held + parts["gradients"] + max(sum(step.values()), parts["optimiser state"]),
+        "evaluation": held + parts["gradients"] + parts["optimiser state"] + ranking.get("representations", 0)
+        + max(ranking.get("temporaries", 0), parts["evaluation scores"]),
+    }
+    return parts, phases
 
 
 def inspect_run(config: dict, dataset=None) -> DryRunReport:
-    """Validate ``config`` (resolved, so its values are checked) and its data; build the model
-    with graph estimates."""
+    """Validate ``config`` (resolved, so its values are checked) and its data; build the model on
+    a planning graph store and estimate the memory of training (module docstring)."""
     device = _device(config)
     dataset = dataset if dataset is not None else load_dataset(config["dataset"])
     cpu = torch.device("cpu")
-    probe = GraphProbe(dataset, GraphStore(dataset, cpu, cache_dir=None))
-    run = build(config, cpu, dataset, graphs=probe, pretrain=False)
+    store = GraphStore(dataset, cpu, planning=True)
+    run = build(config, cpu, dataset, graphs=store, pretrain=False)
     model, task = run.model, run.task
+    model.pre_epoch(1)
+    model_cls = get_model_class(config["model"]["name"])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers() if b.layout == torch.strided)
     n_batches = getattr(task, "n_batches", None)
     report = DryRunReport(config=config, dataset_stats=dataset.stats(), device=str(device), trainable=trainable,
-                          frozen=frozen, buffer_bytes=buffer_bytes, graphs=probe.graphs,
+                          frozen=frozen, buffer_bytes=buffer_bytes, graphs=store.plan,
                           batches_per_epoch=int(n_batches()) if callable(n_batches) else 0)
-    report.memory = {
-        "parameters, gradients, Adam": trainable * ADAM_BYTES_PER_PARAM + frozen * FLOAT,
-        "buffers": buffer_bytes,
-        "graphs": sum(g.bytes for g in probe.graphs),
-        "propagated embeddings": _activation_bytes(config["model"], dataset.n_users + dataset.n_items),
-        "evaluation block": 2 * min(int(config["eval"]["batch_size"]), dataset.n_users) * dataset.n_items * FLOAT,
-    }
+    report.memory, report.memory_phases = estimate_memory(config, dataset, model, store, model_cls)
     return report
+
+
+def _status() -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS since the last reset) of this process, in bytes."""
+    out = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs``)."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def _miniature(dataset):
+    """A small dataset of the same kind for the warm-up run of :func:`measure_memory`: the first
+    64 users and the items they interacted with (bundle data: the items of the first 32
+    bundles), renumbered."""
+    bundles = getattr(dataset, "bundle_pairs", None)
+    n_bundles = min(32, getattr(dataset, "n_bundles", 0))
+    n_users = min(64, dataset.n_users)
+    if bundles is not None:
+        items = np.unique(np.concatenate([pairs[1][pairs[0] < n_bundles] for pairs in bundles.values()]))
+    else:
+        items = np.unique(np.concatenate([dataset.split(s)[1][dataset.split(s)[0] < n_users]
+                                          for s in ("train", "valid", "test")]))
+    index = np.full(dataset.n_items, -1)
+    index[items] = np.arange(items.size)
+
+    def keep(pairs: np.ndarray, n_rows: int) -> np.ndarray:
+        mask = (pairs[0] < n_rows) & (index[pairs[1]] >= 0)
+        return np.stack([pairs[0][mask], index[pairs[1][mask]]])
+
+    changes = {"n_users": n_users, "n_items": items.size, "user_ids": None, "item_ids": None,
+               "features": {m: f[items] for m, f in dataset.features.items()},
+               **{split: keep(dataset.split(split), n_users) for split in ("train", "valid", "test")}}
+    if bundles is not None:
+        changes.update(n_bundles=n_bundles, bundle_ids=None,
+                       bundle_pairs={part: keep(pairs, n_bundles) for part, pairs in bundles.items()},
+                       item_titles=None if dataset.item_titles is None else dataset.item_titles[items],
+                       cf_features=None if dataset.cf_features is None else dataset.cf_features[items])
+    return dataclasses.replace(dataset, **changes)
+
+
+def _train_step_and_evaluate(config: dict, dataset) -> dict[str, int]:
+    """Build the run (cold graph cache, pre-training replaced by placeholders), one training step
+    as the Trainer runs it and one evaluation of the valid split; the peak RSS of each phase."""
+    from recsys.training.trainer import make_optimizer
+
+    peaks = {}
+    _reset_peak()
+    run = build(config, torch.device("cpu"), dataset, pretrain=False)
+    peaks["build"] = _status()["VmHWM"]
+    _reset_peak()
+    model = run.model
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config["train"])
+    model.pre_epoch(1)
+    model.train()
+    batches = run.task.batches(1)            # alive through the step, as in the Trainer's epoch loop
+    loss = model(*next(batches))["loss"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    del loss
+    optimizer.step()
+    peaks["step"] = _status()["VmHWM"]
+    del batches
+    _reset_peak()
+    run.task.evaluate(model, "valid")
+    peaks["evaluation"] = _status()["VmHWM"]
+    return peaks
+
+
+def _measure_child(folder: str) -> None:
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    torch.set_num_threads(1)
+    dataset_file = folder / "dataset.pkl"
+    dataset = pickle.loads(dataset_file.read_bytes()) if dataset_file.exists() else load_dataset(config["dataset"])
+    dataset.csr("train")
+    _train_step_and_evaluate(config, _miniature(dataset))
+    gc.collect()
+    baseline = _status()["VmRSS"]
+    peaks = {phase: peak - baseline for phase, peak in _train_step_and_evaluate(config, dataset).items()}
+    (folder / "result.json").write_text(json.dumps({"peak": max(peaks.values()), **peaks}))
+
+
+def measure_memory(config: dict, dataset=None, timeout: float = 900.0) -> dict[str, int]:
+    """The measured peak memory of ``config`` (resolved) in bytes, as defined in the module docstring.
+
+    Runs in a fresh Python process (one torch thread); ``dataset`` (default: the one the
+    config names) is passed to it by pickle. Returns ``{"peak": ..., "build": ..., "step": ...,
+    "evaluation": ...}``: the peak over all phases and the peak of each, above the baseline.
+    """
+    config = {**config, "cache_dir": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "config.json").write_text(json.dumps(config))
+        if dataset is not None:
+            (folder / "dataset.pkl").write_bytes(pickle.dumps(dataset))
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                           os.environ.get("PYTHONPATH")]))}
+        subprocess.run([sys.executable, "-c", "import sys; from recsys.dry_run import _measure_child; "
+                        "_measure_child(sys.argv[1])", str(folder)], check=True, timeout=timeout, env=env)
+        return json.loads((folder / "result.json").read_text())
 
 
 def dry_run(config: dict, dataset=None) -> str:
@@ -228,21 +332,24 @@ def _render(r: DryRunReport) -> str:
                         or "none"),
         f"model     {cfg['model']['name']} ({model_params})",
         f"params    {r.trainable:,} trainable" + (f" + {r.frozen:,} frozen" if r.frozen else ""),
-        "graphs    (nnz = stored entries; '<=' = bound from the definition, the graph was not built)",
+        "graphs    (nnz = stored entries; '<=' = bound; 'planned' = sized from its definition, not built)",
     ]
-    width = max([len(g.call) for g in r.graphs] + [10])
     for g in r.graphs:
-        shape = " x ".join(f"{d:,}" for d in g.shape)
-        kind = "dense" if g.dense else ("" if g.exact else "<=")
-        lines.append(f"  {g.call:<{width}}  {shape:>19}  {kind:>5} {g.nnz:>14,}  {_mib(g.bytes):>12}")
+        shape = " x ".join(f"{d:,}" for d in g.size.shape)
+        kind = "dense" if g.size.dense else ("" if g.size.exact else "<=")
+        built = "" if g.built else "planned"
+        lines.append(f"  {g.call}")
+        lines.append(f"  {'':<8}{shape:>21}  {kind:>5} {g.size.nnz:>14,} nnz  {_mib(g.bytes):>12}  {built}")
     if not r.graphs:
         lines.append("  none")
     train = cfg["train"]
     lines.append(f"training  batch {train['batch_size']:,} -> {r.batches_per_epoch:,} batches per epoch, up to "
                  f"{train['epochs']:,} epochs, early stopping on valid {train['monitor']} "
                  f"(patience {train['patience']}, every {train['eval_every']} epoch(s))")
-    parts = ", ".join(f"{name} {_mib(n)}" for name, n in r.memory.items())
-    lines.append(f"memory    ~{_mib(r.memory_total)} on {r.device} (estimate: {parts})")
+    phases = ", ".join(f"{name} {_mib(n)}" for name, n in r.memory_phases.items())
+    parts = ", ".join(f"{name} {_mib(n)}" for name, n in r.memory.items() if n)
+    lines.append(f"memory    ~{_mib(r.memory_total)} peak on {r.device} (estimate by phase: {phases})")
+    lines.append(f"          parts: {parts}")
     if r.device.startswith("cuda") and torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info(torch.device(r.device))
         verdict = "fits" if r.memory_total < free else "does NOT fit"

@@ -2,11 +2,14 @@
 
 Run folder layout: ``config.yaml`` (resolved config, seed included), ``metrics.jsonl``
 (one line per epoch), ``best.pt`` (best-valid model), ``last.pt`` (resume state),
-``results.json`` (best epoch, valid and test metrics at the best-valid epoch, timings),
-``train.log`` and ``run_info.json``: the absolute dataset folder and graph cache the config's
-paths (often relative, e.g. ``../shared/data/amazon/clothing``) pointed to when the run was
-trained, so that the run folder can be resumed, evaluated and exported from any working
-directory (or with its dataset elsewhere: ``data=``, ``--data PATH``).
+``results.json`` (best epoch, valid and test metrics at the best-valid epoch, timings, and
+where and when it ran: :func:`recsys.provenance.environment`), ``per_user_test.npz`` (the
+test metrics of every evaluated user at the best-valid epoch: ``users`` and one float32
+array per metric, read with :func:`read_per_user`), ``train.log`` and ``run_info.json``: the
+absolute dataset folder and graph cache the config's paths (often relative, e.g.
+``../shared/data/amazon/clothing``) pointed to when the run was trained, so that the run
+folder can be resumed, evaluated and exported from any working directory (or with its dataset
+elsewhere: ``data=``, ``--data PATH``).
 """
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from recsys import io
 from recsys.compose import build, resolve, resolve_device
 from recsys.errors import RunFolderError
+from recsys.evaluation import PerUserMetrics
+from recsys.provenance import environment
 from recsys.serving import TrainedRun
 from recsys.training import Trainer, distributed
 from recsys.validation import validate_config
@@ -30,6 +36,7 @@ from recsys.validation import validate_config
 log = logging.getLogger("recsys.train")
 
 RUN_INFO = "run_info.json"
+PER_USER_FILE = "per_user_test.npz"
 
 
 def _run_dir(config: dict) -> Path:
@@ -90,12 +97,17 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
 
 
 def _final_results(config, run_dir: Path, device, run, state: dict, started: float) -> dict:
-    """Reload the best checkpoint, evaluate valid and test, write results.json."""
+    """Reload the best checkpoint, evaluate valid and test, write results.json and the
+    per-user test metrics (the test means are those of the per-user values: one pass)."""
     best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
     run.model.load_state_dict(best["model"])
     eval_start = time.perf_counter()
     valid = run.task.evaluate(run.model, "valid")
-    test = run.task.evaluate(run.model, "test")
+    test_per_user = run.task.evaluate_per_user(run.model, "test")
+    test = test_per_user.means()
+    eval_seconds = (time.perf_counter() - eval_start) / 2
+    write_per_user(run_dir / PER_USER_FILE, test_per_user)
+    epochs = epoch_records(run_dir, state["epoch"])
     results = {
         "model": config["model"]["name"],
         "dataset": run.dataset.name,
@@ -104,14 +116,41 @@ def _final_results(config, run_dir: Path, device, run, state: dict, started: flo
         "epochs_run": state["epoch"],
         "valid": valid,
         "test": test,
-        "eval_seconds": (time.perf_counter() - eval_start) / 2,
+        "eval_seconds": eval_seconds,
+        "train_seconds": sum(e["train_seconds"] for e in epochs),
+        "train_cpu_seconds": sum(e.get("train_cpu_seconds", 0.0) for e in epochs),
         "total_seconds": time.perf_counter() - started,
         "device": str(device),
         "world_size": distributed.world_size(),
         "run_dir": str(run_dir),
+        "environment": environment(),
     }
     io.write_json(run_dir / "results.json", results)
     return results
+
+
+def epoch_records(run_dir: Path, last_epoch: int) -> list[dict]:
+    """The metrics.jsonl records of epochs 1..``last_epoch`` (a resumed run's earlier epochs included)."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [record for record in map(json.loads, filter(str.strip, lines)) if record["epoch"] <= last_epoch]
+
+
+def write_per_user(path: str | Path, metrics: PerUserMetrics) -> None:
+    """Save per-user metrics compactly: ``users`` (int64) and one float32 array per metric."""
+    io.write_npz(path, {"users": metrics.users.astype(np.int64),
+                        **{key: values.astype(np.float32) for key, values in metrics.values.items()}})
+
+
+def read_per_user(run_dir: str | Path) -> PerUserMetrics:
+    """The per-user test metrics a finished run saved (``per_user_test.npz``)."""
+    path = Path(run_dir) / PER_USER_FILE
+    if not path.is_file():
+        raise RunFolderError(f"'{run_dir}' has no {PER_USER_FILE}: it is not a finished run, or it was trained "
+                             "before runs saved per-user metrics (re-train it to compare it user by user)")
+    with np.load(path) as data:
+        return PerUserMetrics(data["users"], {key: data[key].astype(np.float64) for key in data.files
+                                              if key != "users"})
 
 
 def _run_info(config: dict) -> dict:

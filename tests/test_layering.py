@@ -15,15 +15,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "recsys"
 
 # Bottom to top: a module may import modules of its own group or of a group listed before it.
 LAYERS = [
-    ["recsys.errors", "recsys.version"],
+    ["recsys.errors", "recsys.version", "recsys.provenance"],
     ["recsys.io"],
     ["recsys.config", "recsys.data"],
     ["recsys.graphs", "recsys.nn", "recsys.losses", "recsys.evaluation"],
     ["recsys.models"],
     ["recsys.training"],
     ["recsys.compose", "recsys.validation"],
-    ["recsys.serving", "recsys.runs", "recsys.dry_run", "recsys.plotting"],
+    ["recsys.serving", "recsys.runs", "recsys.dry_run", "recsys.plotting", "recsys.compare"],
     ["recsys.export", "recsys.tuning"],
+    ["recsys.benchmark"],
     ["recsys.cli", "recsys.__main__"],
     ["recsys"],
 ]

@@ -1,7 +1,7 @@
-"""Command line: ``recsys train | evaluate | plot | tune | export | bundle | data``.
+"""Command line: ``recsys train | evaluate | plot | tune | export | bundle | data | compare | benchmark``.
 
 Every command's parser lives in this package, one module per group (:mod:`.train`,
-:mod:`.tune`, :mod:`.export`, :mod:`.data`); a new command is a function ``add_parsers``
+:mod:`.tune`, :mod:`.export`, :mod:`.data`, :mod:`.compare`, :mod:`.benchmark`); a new command is a function ``add_parsers``
 there. ``recsys train`` with no arguments trains LightGCN on the built-in synthetic dataset
 and prints a metrics table. The library's own errors (:class:`recsys.errors.RecsysError`)
 are printed as one line with exit status 2; any other exception is a bug and keeps its
@@ -15,7 +15,7 @@ import os
 import sys
 import warnings
 
-from recsys.cli import data, export, train, tune
+from recsys.cli import benchmark, compare, data, export, train, tune
 from recsys.errors import RecsysError
 
 # torch's notices about its sparse API (beta status, invariant checks off by default) concern
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (train, tune, export, data):
+    for group in (train, tune, export, data, compare, benchmark):
         group.add_parsers(sub)
     for command in _commands(parser):  # `recsys train -v` as well as `recsys -v train`
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,

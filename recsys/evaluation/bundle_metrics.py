@@ -18,8 +18,7 @@ from typing import Iterable
 import scipy.sparse as sp
 import torch
 
-from recsys.evaluation import evaluate_ranking
-from recsys.evaluation.ranking import ScoreFn
+from recsys.evaluation.ranking import PerUserMetrics, ScoreFn, evaluate_ranking_per_user
 
 BUNDLE_KS = (5, 10, 20, 40, 80)
 BUNDLE_METRICS = ("recall", "ndcg")
@@ -29,11 +28,21 @@ BUNDLE_METRICS = ("recall", "ndcg")
 def evaluate_completion(score_fn: ScoreFn, input_csr: sp.csr_matrix, gt_csr: sp.csr_matrix,
                         ks: Iterable[int] = BUNDLE_KS, metrics: Iterable[str] = BUNDLE_METRICS,
                         batch_size: int = 1024, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Mean completion metrics over the bundles (rows) of ``gt_csr`` that have ground truth.
+    """Mean completion metrics over the bundles (rows) of ``gt_csr`` that have ground truth:
+    the means of :func:`evaluate_completion_per_bundle` (same arguments), e.g.
+    ``{"recall@20": ..., "ndcg@20": ...}``."""
+    return evaluate_completion_per_bundle(score_fn, input_csr, gt_csr, ks, metrics, batch_size, device).means()
+
+
+@torch.no_grad()
+def evaluate_completion_per_bundle(score_fn: ScoreFn, input_csr: sp.csr_matrix, gt_csr: sp.csr_matrix,
+                                   ks: Iterable[int] = BUNDLE_KS, metrics: Iterable[str] = BUNDLE_METRICS,
+                                   batch_size: int = 1024, device: torch.device | str = "cpu") -> PerUserMetrics:
+    """Completion metrics of every bundle (row) of ``gt_csr`` that has ground truth.
 
     ``score_fn(bundles)`` gets a LongTensor of row indices on ``device`` and returns a fresh
     (B × n_items) score tensor; ``input_csr`` (bundles × items) holds the given items, which
-    are never ranked. Returns ``{"recall@20": ..., "ndcg@20": ...}``.
+    are never ranked. The result's ``users`` are the bundle rows.
     """
     if input_csr.shape != gt_csr.shape:
         raise ValueError(f"input matrix {input_csr.shape} and ground-truth matrix {gt_csr.shape} differ in shape")
@@ -42,5 +51,5 @@ def evaluate_completion(score_fn: ScoreFn, input_csr: sp.csr_matrix, gt_csr: sp.
         row = int(overlap.tocoo().row[0])
         raise ValueError(f"bundle row {row} has items both in its input and in its ground truth; "
                          "a ground-truth item given as input could never be ranked")
-    return evaluate_ranking(score_fn, exclude_csr=input_csr, target_csr=gt_csr, ks=ks, metrics=metrics,
-                            batch_size=batch_size, device=device)
+    return evaluate_ranking_per_user(score_fn, exclude_csr=input_csr, target_csr=gt_csr, ks=ks, metrics=metrics,
+                                     batch_size=batch_size, device=device)

@@ -8,6 +8,7 @@ users × items matrix larger than one batch is ever formed.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -97,20 +98,49 @@ ScoreFn = Callable[[Tensor], Tensor]
 SCORE_BLOCK_ELEMENTS = 1 << 26
 
 
+@dataclass(frozen=True)
+class PerUserMetrics:
+    """The metrics of every evaluated user of one split.
+
+    ``users`` (n,) int64: the evaluated rows (users with at least one held-out item, or
+    bundles), ascending; ``values[key]`` (n,) float64: the metric ``key`` (e.g.
+    ``"recall@20"``) of each of them. :meth:`means` gives the split's metrics.
+    """
+
+    users: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def means(self) -> dict[str, float]:
+        """Mean over the evaluated users of every metric (the protocol's reported values)."""
+        return {key: float(torch.from_numpy(values).mean()) for key, values in self.values.items()}
+
+
 @torch.no_grad()
 def evaluate_ranking(score_fn: ScoreFn, exclude_csr: sp.csr_matrix | None, target_csr: sp.csr_matrix,
                      ks: Iterable[int], metrics: Iterable[str], batch_size: int = 4096,
                      device: torch.device | str = "cpu") -> dict[str, float]:
     """Mean of each metric at each K over users with at least one target item.
 
+    The means of :func:`evaluate_ranking_per_user` (same arguments); returns
+    ``{"recall@20": ..., "ndcg@10": ...}``.
+    """
+    return evaluate_ranking_per_user(score_fn, exclude_csr, target_csr, ks, metrics, batch_size, device).means()
+
+
+@torch.no_grad()
+def evaluate_ranking_per_user(score_fn: ScoreFn, exclude_csr: sp.csr_matrix | None, target_csr: sp.csr_matrix,
+                              ks: Iterable[int], metrics: Iterable[str], batch_size: int = 4096,
+                              device: torch.device | str = "cpu") -> PerUserMetrics:
+    """Each metric at each K for every user with at least one target item.
+
     ``score_fn(users)`` gets a LongTensor of user indices on ``device`` and returns a fresh
     (B × n_items) float tensor (it is masked in place). ``exclude_csr`` (users × items, e.g.
     the train split) marks items scored -inf; None masks nothing. ``target_csr`` holds the
-    held-out items. Returns ``{"recall@20": ..., "ndcg@10": ...}``; an item ranked at a
-    masked (-inf) position never counts as a hit. Per-user values are kept and averaged once, so
-    the result is bit-identical for every batch size. At most ``batch_size`` users, and at most
-    ``SCORE_BLOCK_ELEMENTS // n_items`` (at least one), are scored at a time, so the score block
-    stays under 256 MiB of float32 whatever the catalogue size (67 users at a million items).
+    held-out items. An item ranked at a masked (-inf) position never counts as a hit. The
+    per-user values do not depend on the batch size, so neither do their means. At most
+    ``batch_size`` users, and at most ``SCORE_BLOCK_ELEMENTS // n_items`` (at least one), are
+    scored at a time, so the score block stays under 256 MiB of float32 whatever the catalogue
+    size (67 users at a million items).
     """
     ks, names = validate(ks, metrics)
     device = torch.device(device)
@@ -143,4 +173,4 @@ def evaluate_ranking(score_fn: ScoreFn, exclude_csr: sp.csr_matrix | None, targe
             if key not in per_user:
                 per_user[key] = torch.empty(users.size, dtype=torch.float64, device=device)
             per_user[key][start:start + batch.size] = value
-    return {key: float(values.mean()) for key, values in per_user.items()}
+    return PerUserMetrics(users.astype(np.int64), {key: values.cpu().numpy() for key, values in per_user.items()})

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys.graphs.knn import BLOCK_ELEMENTS, to_csr
+from recsys.graphs.planning import GraphSize, square_size
 
 PADDINGS = ("resample", "none")
 
@@ -135,6 +136,24 @@ def cooccurrence_graph(incidence: sp.spmatrix, k: int, pad: str = "resample", fa
         cols = torch.cat([cols, torch.from_numpy(popular).repeat(lonely.numel())])
         values = torch.cat([values, fallback.repeat(lonely.numel())])
     return to_csr(rows, cols, values, (n, n)).to(device)
+
+
+PATH_BYTES = 24  # work per co-occurrence path of a block (measured: 18–24 bytes)
+
+
+def cooccurrence_paths(incidence: sp.spmatrix) -> int:
+    """Σ_j d_j² over the columns j of M: the number of length-2 paths i → j → i' behind C = M Mᵀ,
+    an upper bound on its entries (the row blocks hold at most BLOCK_ELEMENTS of them)."""
+    degrees = np.diff(sp.csc_matrix(incidence).indptr).astype(np.float64)
+    return int((degrees ** 2).sum())
+
+
+def cooccurrence_size(n: int, k: int, paths: int = 0) -> GraphSize:
+    """Size bound of :func:`cooccurrence_graph` over n nodes: a row keeps at most k partners
+    (padded up to k) or, without any partner, at most k popular nodes: n·min(k, n) entries.
+    Work: the sparse product of one row block and its sorting, PATH_BYTES per path of the
+    block (at most BLOCK_ELEMENTS paths; :func:`cooccurrence_paths`)."""
+    return square_size(n, int(n) * min(int(k), int(n)), work=PATH_BYTES * min(int(paths), BLOCK_ELEMENTS))
 
 
 def item_cooccurrence_graph(interactions: sp.spmatrix, k: int, **options) -> torch.Tensor:

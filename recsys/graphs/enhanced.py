@@ -15,11 +15,14 @@ builders of :mod:`recsys.graphs.cooccurrence` and :func:`recsys.graphs.mix_graph
 """
 from __future__ import annotations
 
+import dataclasses
+
 import scipy.sparse as sp
 import torch
 
-from recsys.graphs.cooccurrence import cooccurrence_topk
-from recsys.graphs.knn import mix_graphs, to_csr
+from recsys.graphs.cooccurrence import cooccurrence_size, cooccurrence_topk
+from recsys.graphs.knn import mix_graphs, mix_size, to_csr
+from recsys.graphs.planning import GraphSize
 
 
 def row_normalise(adj: torch.Tensor) -> torch.Tensor:
@@ -44,8 +47,28 @@ def item_cooccurrence_rownorm(interactions: sp.spmatrix, k: int, chunk_size: int
     return to_csr(rows, indices[kept], weights[kept], (n, n)).to(device)
 
 
+def item_cooccurrence_rownorm_size(n_items: int, k: int, paths: int = 0) -> GraphSize:
+    """Size bound of :func:`item_cooccurrence_rownorm`: at most min(k, I − 1) partners per item
+    (the diagonal is zero, rows are not padded). Work as
+    :func:`recsys.graphs.cooccurrence.cooccurrence_size`."""
+    return dataclasses.replace(cooccurrence_size(n_items, k, paths),
+                               nnz=int(n_items) * min(int(k), max(int(n_items) - 1, 0)))
+
+
 def enhanced_item_graph(knn: torch.Tensor, cooccurrence: torch.Tensor | None, beta: float) -> torch.Tensor:
     """Ŝ = rownorm((1 − β) S + β C); ``cooccurrence`` may be None when β = 0."""
+    beta = _checked(beta)
+    return row_normalise(mix_graphs([(1.0 - beta, knn), (beta, cooccurrence)]))
+
+
+def enhanced_item_graph_size(knn: GraphSize, cooccurrence: GraphSize | None, beta: float) -> GraphSize:
+    """Size bound of :func:`enhanced_item_graph` from the sizes of S and C (their sum)."""
+    beta = _checked(beta)
+    return mix_size([(1.0 - beta, knn), (beta, cooccurrence)])
+
+
+def _checked(beta: float) -> float:
+    beta = float(beta)
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"co-occurrence weight beta must lie in [0, 1], got {beta}")
-    return row_normalise(mix_graphs([(1.0 - beta, knn), (beta, cooccurrence)]))
+    return beta

@@ -19,12 +19,15 @@ only the float32 rounding of some similarity values can differ.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from recsys.graphs.knn import (MARGIN, as_float32, cosine_topk, default_chunk, exact_topk, highest_precision,
-                              neighbour_graph, random_projection)
+                              knn_size, neighbour_graph, random_projection)
+from recsys.graphs.planning import GraphSize
 from recsys.graphs.sparse import to_torch_csr
 
 METHODS = ("direct", "gram")
@@ -44,6 +47,21 @@ def user_interest(interactions: sp.spmatrix, features, device: torch.device | st
     """P = R̄ X as a dense float32 U × D tensor on ``device``."""
     mean = to_torch_csr(mean_items_matrix(interactions), device)
     return torch.sparse.mm(mean, as_float32(features, device))
+
+
+def user_interest_size(n_users: int, dim: int) -> GraphSize:
+    """Size of :func:`user_interest`: a dense U × D matrix."""
+    return GraphSize((int(n_users), int(dim)), int(n_users) * int(dim), exact=True, dense=True)
+
+
+def interest_knn_size(n_users: int, n_items: int, k: int, dim: int, method: str = "direct",
+                      chunk_size: int | None = None) -> GraphSize:
+    """Size of :func:`interest_knn_graph`: that of a kNN graph over the U interest vectors
+    (:func:`recsys.graphs.knn.knn_size`), whose work also holds P = R̄X (U·D floats), or, with
+    ``method="gram"``, the item Gram matrix (I² floats) instead."""
+    size = knn_size(n_users, k, dim, chunk_size)
+    held = int(n_items) ** 2 if method == "gram" else int(n_users) * int(dim)
+    return dataclasses.replace(size, work=size.work + 4 * held)
 
 
 def _gram_candidates(mean_np: sp.csr_matrix, x: torch.Tensor, k: int,

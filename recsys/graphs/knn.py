@@ -35,6 +35,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from recsys.graphs.planning import GraphSize, square_size
 from recsys.graphs.topk import sort_rows, topk_rows
 
 BLOCK_ELEMENTS = 1 << 25  # floats in one block of similarities (128 MiB)
@@ -217,16 +218,42 @@ def knn_graph(features, k: int, weighted: bool = True, chunk_size: int | None = 
     return neighbour_graph(values, indices, weighted)
 
 
+def knn_size(n: int, k: int, dim: int = 0, chunk_size: int | None = None) -> GraphSize:
+    """Size of :func:`knn_graph` over n rows of ``dim`` features: min(k, n) distinct neighbours
+    per row, so exactly n·min(k, n) stored entries. Work (float32): the unit rows (n·dim), one
+    block of similarities (c·n, c = rows per block) and the transposed part offered to the later
+    rows (c·(n − c)), the candidates (n·(k + MARGIN) values and indices)."""
+    n, k = int(n), min(int(k), int(n))
+    chunk = int(chunk_size) if chunk_size else default_chunk(n)
+    work = 4 * (n * int(dim) + chunk * n + chunk * max(0, n - chunk)) + 12 * n * min(n, k + MARGIN)
+    return square_size(n, n * k, exact=True, work=work)
+
+
+def _mixing_weights(weights) -> list[float]:
+    weights = [float(w) for w in weights]
+    if not weights or any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"mixing weights {weights} must be non-negative and sum to 1")
+    return weights
+
+
+def mix_size(weighted_sizes) -> GraphSize:
+    """Size of :func:`mix_graphs` over ``[(w, GraphSize), ...]``: at most the sum of the used
+    graphs' entries (exact when a single graph is used)."""
+    pairs = list(weighted_sizes)
+    used = [size for w, (_, size) in zip(_mixing_weights(w for w, _ in pairs), pairs) if w > 0]
+    if len(used) == 1:
+        return used[0]
+    return square_size(used[0].shape[0], sum(size.nnz for size in used))
+
+
 def mix_graphs(weighted_graphs) -> torch.Tensor:
     """Σ w·G over ``[(w, G), ...]`` with weights in [0, 1] summing to 1 (sparse CSR).
 
     Graphs with weight 0 are skipped (they may be None); all others share shape and device.
     """
-    pairs = [(float(w), g) for w, g in weighted_graphs]
-    total = sum(w for w, _ in pairs)
-    if not pairs or any(w < 0 for w, _ in pairs) or abs(total - 1.0) > 1e-6:
-        raise ValueError(f"mixing weights {[w for w, _ in pairs]} must be non-negative and sum to 1")
-    used = [(w, g.to_sparse_coo().coalesce()) for w, g in pairs if w > 0]
+    pairs = list(weighted_graphs)
+    used = [(w, g.to_sparse_coo().coalesce()) for w, (_, g) in zip(_mixing_weights(w for w, _ in pairs), pairs)
+            if w > 0]
     shape = used[0][1].shape
     if any(g.shape != shape for _, g in used):
         raise ValueError(f"graphs to mix have different shapes {[tuple(g.shape) for _, g in used]}")

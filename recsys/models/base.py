@@ -45,6 +45,32 @@ class Recommender(nn.Module):
         constructor takes as ``pretrained[name]``: name → the step's settings. None by default."""
         return {}
 
+    @classmethod
+    def step_memory(cls, config: dict[str, Any], stats: dict[str, Any], batch: dict[str, float]) -> dict[str, int]:
+        """Bytes a training step needs beyond the model's parameters, their gradients, the
+        optimiser state, the buffers and the graphs, by name: the tensors the forward pass
+        keeps for the backward pass and the largest temporaries of both passes, at their
+        peak. ``config`` is the model section, ``stats`` the dataset's
+        :meth:`~recsys.data.Dataset.stats`, ``batch`` the batch of a step: ``size`` and the
+        expected numbers of distinct ``users``, ``items`` (positives) and
+        ``items_and_negatives`` in it (bundle tasks: distinct ``items`` and the padded
+        ``width``). Used by the dry run's memory estimate; empty by default."""
+        return {}
+
+    @classmethod
+    def ranking_memory(cls, config: dict[str, Any], stats: dict[str, Any]) -> dict[str, int]:
+        """Memory of the ranking representations (:meth:`embeddings`, or the model's own
+        scoring cache) beyond the model's tensors: ``representations``, the bytes kept while
+        the items are scored, and ``temporaries``, the most held besides them while they are
+        computed (the score blocks themselves are counted by the dry run). Empty by default."""
+        return {}
+
+    def pre_epoch(self, epoch: int) -> None:
+        """Called by the Trainer before the training steps of ``epoch`` (1-based; MMRec's
+        ``pre_epoch_processing``), e.g. to redraw a sampled graph. Whatever it draws must be a
+        function of the run's seed and ``epoch`` only, so that a resumed run and every rank of a
+        data-parallel run agree. Nothing by default."""
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -65,3 +91,10 @@ class Recommender(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def feature_widths(config: dict[str, Any], stats: dict[str, Any]) -> dict[str, int]:
+    """Width D_m of each modality a model uses (``config["modalities"]``, default all of the
+    dataset's, sorted), from the dataset ``stats``: for the memory estimates."""
+    chosen = config.get("modalities") or sorted(stats["features"])
+    return {m: int(stats["features"][m][1]) for m in chosen if m in stats["features"]}

@@ -23,6 +23,11 @@ class BPRMF(Recommender):
     def default_config(cls) -> dict:
         return {"embedding_size": 64, "reg_weight": 1e-4}
 
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """The batch's gathered embeddings u, p, n and their gradients (6·B·d floats)."""
+        return {"batch embeddings": 4 * 6 * int(batch["size"]) * int(config["embedding_size"])}
+
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)
         dim = int(self.config["embedding_size"])

@@ -10,9 +10,11 @@ Recommendation", ACM MM 2023, following the MMRec implementation (docs/models/fr
   embeddings E_I.
 - Behaviour representation: LightGCN (mean of layers 0..L, L = ``n_layers``) over the
   user-item graph. In training the graph is denoised by degree-sensitive edge pruning
-  (:mod:`recsys.nn.edge_pruning`, drop ratio ``edge_dropout``), redrawn once per epoch — each time
-  the module is put in training mode (the Trainer calls ``model.train()`` at the start of
-  every epoch); ranking uses the full graph.
+  (drop ratio ``edge_dropout``; the graph store's ``pruned_user_item``), redrawn before every
+  epoch by :meth:`FREEDOM.pre_epoch` (MMRec's ``pre_epoch_processing``), which the Trainer
+  calls. The draw is a function of the epoch and of a seed the model takes from the seeded
+  global generator when it is built, so a resumed run and every rank of a data-parallel run
+  draw the same graphs; ranking uses the full graph.
 - z_u = b_u, z_i = b_i + h_i, score = ⟨z_u, z_i⟩.
 - Loss: BPR(z) + λ Σ_m BPR(z_u, W_m x_i^m) with a linear projection W_m per modality
   (λ = ``modal_bpr_weight``, MMRec's ``reg_weight``). As in MMRec the raw features are trainable
@@ -24,10 +26,9 @@ import torch
 from torch import nn
 
 from recsys.losses import bpr_loss
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, feature_widths
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
-from recsys.nn.edge_pruning import degree_edge_weights, degree_sensitive_prune
 from recsys.nn.modalities import image_weighted, select_modalities
 
 
@@ -51,6 +52,24 @@ class FREEDOM(Recommender):
             "modalities": None,
         }
 
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """Propagation over the pruned graph as LightGCN's (4·(U+I)·d at its peak), the item
+        semantic side and sum (2·I·d), the batch's rows with gradients (6·B·d) and, per
+        modality, the features of the positives and negatives with their gradients (4·B·D_m)."""
+        dim, size = int(config["embedding_size"]), int(batch["size"])
+        nodes = stats["users"] + stats["items"]
+        return {"propagation": 4 * 4 * nodes * dim, "item semantics": 4 * 2 * stats["items"] * dim,
+                "batch embeddings": 4 * 6 * size * dim,
+                "batch features": 4 * 4 * size * sum(feature_widths(config, stats).values())}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The propagated table and the item sum kept for scoring, three tables while propagating."""
+        table = 4 * (stats["users"] + stats["items"]) * int(config["embedding_size"])
+        return {"representations": table + 4 * stats["items"] * int(config["embedding_size"]),
+                "temporaries": 3 * table}
+
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)
         dim = int(self.config["embedding_size"])
@@ -63,7 +82,7 @@ class FREEDOM(Recommender):
         nn.init.xavier_uniform_(self.user_embedding)
         nn.init.xavier_uniform_(self.item_embedding)
         self.features = nn.ParameterDict({
-            m: nn.Parameter(torch.as_tensor(dataset.features[m], dtype=torch.float32),
+            m: nn.Parameter(torch.tensor(dataset.features[m], dtype=torch.float32),  # a copy: training moves it
                             requires_grad=bool(self.config["train_features"]))
             for m in self.modalities
         })
@@ -72,26 +91,16 @@ class FREEDOM(Recommender):
         weights = image_weighted(self.modalities, float(self.config["mm_image_weight"]))
         item_graph = graphs.item_knn(weights, int(self.config["item_knn_k"]), weighted=False)
         self.register_buffer("item_graph", compact_csr(item_graph), persistent=False)
-        self.register_buffer("item_graph_t", compact_csr(item_graph.t().to_sparse_csr()), persistent=False)
+        self.register_buffer("item_graph_t", compact_csr(graphs.transpose(item_graph)), persistent=False)
         self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
-        users, items = (torch.as_tensor(a, dtype=torch.int64) for a in dataset.train)
-        self.register_buffer("train_users", users, persistent=False)
-        self.register_buffer("train_items", items, persistent=False)
-        self.register_buffer("edge_weights", degree_edge_weights(users, items, self.n_users, self.n_items),
-                             persistent=False)
-        self.pruned_adjacency: torch.Tensor | None = None
+        self.register_buffer("pruned_adjacency", None, persistent=False)
+        self.graphs = graphs
+        self.prune_seed = int(torch.randint(2**62, ()))
 
-    def train(self, mode: bool = True):
-        """Switch mode; entering training mode draws a fresh pruned user-item graph."""
-        super().train(mode)
-        if mode:
-            self.resample_graph()
-        return self
-
-    def resample_graph(self) -> None:
-        """Draw the degree-sensitive pruned graph used by the following training steps."""
-        self.pruned_adjacency = compact_csr(degree_sensitive_prune(
-            self.train_users, self.train_items, self.n_users, self.n_items, self.edge_dropout, self.edge_weights))
+    def pre_epoch(self, epoch: int) -> None:
+        """Draw the pruned user-item graph of ``epoch`` (a function of ``prune_seed`` and ``epoch``)."""
+        pruned = self.graphs.pruned_user_item(self.edge_dropout, self.prune_seed, epoch)
+        self.pruned_adjacency = compact_csr(pruned).to(self.adjacency.device)
 
     def represent(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_U, z_I) with the behaviour side propagated over ``adjacency``."""
@@ -103,8 +112,9 @@ class FREEDOM(Recommender):
         return behaviour[: self.n_users], behaviour[self.n_users:] + semantic
 
     def loss(self, users, pos, neg):
-        if self.pruned_adjacency is None or self.pruned_adjacency.device != self.train_users.device:
-            self.resample_graph()
+        if self.pruned_adjacency is None:
+            raise RuntimeError("FREEDOM trains on the pruned graph of the epoch: call pre_epoch(epoch) before "
+                               "the epoch's steps (the Trainer does)")
         user_out, item_out = self.represent(self.pruned_adjacency)
         u = user_out[users]
         bpr = bpr_loss((u * item_out[pos]).sum(1), (u * item_out[neg]).sum(1))

@@ -24,6 +24,19 @@ class LightGCN(Recommender):
     def default_config(cls) -> dict:
         return {"embedding_size": 64, "n_layers": 3, "reg_weight": 1e-4}
 
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """Propagation: at its peak a layer's input, output and two running sums ((U+I)·d
+        each), as many in the backward pass; the batch's gathered rows (6·B·d)."""
+        nodes, dim = stats["users"] + stats["items"], int(config["embedding_size"])
+        return {"propagation": 4 * 4 * nodes * dim, "batch embeddings": 4 * 6 * int(batch["size"]) * dim}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The propagated table kept for scoring, and three more while propagating."""
+        table = 4 * (stats["users"] + stats["items"]) * int(config["embedding_size"])
+        return {"representations": table, "temporaries": 3 * table}
+
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)
         dim = int(self.config["embedding_size"])

@@ -88,10 +88,6 @@ from recsys.nn.meta_network import FactorHead, factor_rows_and_mean
 from recsys.nn.modalities import select_modalities
 
 
-def _transpose_csr(adj: torch.Tensor) -> torch.Tensor:
-    return compact_csr(adj.t().to_sparse_csr())
-
-
 @register
 class REARM(Recommender):
     name = "rearm"
@@ -156,7 +152,7 @@ class REARM(Recommender):
                 self.register_buffer(f"initial_features_{index}", features[m].clone(), persistent=False)
             mean_items = compact_csr(graphs.user_mean_items())
             self.register_buffer("mean_items", mean_items, persistent=False)
-            self.register_buffer("mean_items_t", _transpose_csr(mean_items), persistent=False)
+            self.register_buffer("mean_items_t", graphs.transpose(mean_items), persistent=False)
 
         self.norm = nn.LayerNorm(d)
         self.act = nn.PReLU()
@@ -175,9 +171,9 @@ class REARM(Recommender):
         user_graph = compact_csr(graphs.user_homography(
             modality_weights=user_weights, k=int(cfg["user_knn_k"]), co_weight=float(cfg["user_co_weight"])))
         self.register_buffer("item_graph", item_graph, persistent=False)
-        self.register_buffer("item_graph_t", _transpose_csr(item_graph), persistent=False)
+        self.register_buffer("item_graph_t", graphs.transpose(item_graph), persistent=False)
         self.register_buffer("user_graph", user_graph, persistent=False)
-        self.register_buffer("user_graph_t", _transpose_csr(user_graph), persistent=False)
+        self.register_buffer("user_graph_t", graphs.transpose(user_graph), persistent=False)
         self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
 
     # ----------------------------------------------------------------------------- forward
@@ -295,6 +291,43 @@ class REARM(Recommender):
         users, items = slice(None, self.n_users), slice(self.n_users, None)
         return (self._represent(torch.arange(self.n_users, device=ids.device), feats[users], ids[users], users=True),
                 self._represent(torch.arange(self.n_items, device=ids.device), feats[items], ids[items], users=False))
+
+    # ----------------------------------------------------------------------------- memory
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """Floats kept for the backward pass, with M modalities, H = (1 + M)·d the homography
+        and heterography width, N = U + I: the homography inputs, outputs and normalised rows
+        (3·n·H per node type), the attention integration (about 15·I·d per modality, 8 for
+        M = 1), the users' activated modality parts (M·U·d), the heterography output (N·H),
+        the meta-network's per-node factors (4·N·d·r + N·d), the batch's factor softmaxes and
+        representations (3B rows of 4·d·r + H) and the contrastive log-probabilities (the
+        distinct batch items and users, squared); on top, the larger of the heterography
+        propagation's temporaries (4·N·H) and the backward pass's (3·N·H)."""
+        d, rank, size = int(config["embedding_size"]), int(config["rank"]), int(batch["size"])
+        users, items = stats["users"], stats["items"]
+        n_mod = len(config["modalities"] or stats["features"])
+        width = (1 + n_mod) * d
+        nodes = users + items
+        pairs = n_mod * (n_mod - 1) // 2
+        contrast = (float(batch["items_and_negatives"]) ** 2 + float(batch["users"]) ** 2) if pairs else 0.0
+        return {"homography": 4 * 3 * nodes * width,
+                "attention": 4 * (15 if n_mod > 1 else 8) * n_mod * items * d,
+                "user parts": 4 * n_mod * users * d,
+                "heterography": 4 * nodes * width,
+                "meta-network": 4 * (4 * nodes * d * rank + nodes * d),
+                "batch factors": 4 * 3 * size * (4 * d * rank + width),
+                "contrastive logits": 4 * int(contrast),
+                "largest temporary": 4 * 4 * nodes * width}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The final (M + 1)·d representations kept for scoring; the forward pass without its
+        backward (homography, heterography and meta-network tables) while computing them."""
+        d, rank = int(config["embedding_size"]), int(config["rank"])
+        nodes = stats["users"] + stats["items"]
+        width = (1 + len(config["modalities"] or stats["features"])) * d
+        return {"representations": 4 * nodes * width,
+                "temporaries": 4 * (4 * nodes * width + 2 * nodes * d * rank * 2)}
 
 
 def _modality_weights(weights, modalities: list[str], key: str) -> dict[str, float]:

@@ -10,7 +10,7 @@ Design choices where the paper is not public (each mechanism switchable for abla
    (``cooccurrence_infusion``): Ŝ_m = rownorm((1 − β) S_m + β C), S_m the unit-weight kNN
    graph of modality m (D^-1/2 · D^-1/2 normalised, docs/graphs.md §2; k = ``item_knn_k``), C the
    top-``item_co_k`` item co-occurrence graph with row-normalised counts, β = ``item_co_weight``
-   (:mod:`recsys.graphs.enhanced`). Frozen after construction.
+   (the graph store's ``enhanced_item_graph``). Frozen after construction.
    Switched off: Ŝ_m = rownorm(S_m).
 2. Representations. Behaviour: LightGCN over Â (mean of layers 0..L) → b. Semantics per
    modality: h_I^m = Ŝ_m^{L_s} proj_m(X_m) (L_s = ``n_item_layers``), h_U^m = R̄ h_I^m (R̄ the row-normalised train
@@ -48,9 +48,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recsys.graphs.enhanced import enhanced_item_graph, item_cooccurrence_rownorm
 from recsys.losses import anchor_info_nce, bpr_loss, info_nce, l2_reg
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, feature_widths
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate
 from recsys.nn.modalities import select_modalities
@@ -90,6 +89,37 @@ class SIGER(Recommender):
             "modalities": None,
         }
 
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """With N = U + I nodes, n_g the contrastive node sets (the batch's distinct users and
+        positive items, at most ``cl_max_nodes``) and c the InfoNCE calls per set (1 for the
+        perturbation, M anchor terms, 2 for the symmetric fused term): kept for the backward
+        pass, the behaviour table and the two perturbed views (3·N·d), one n_g² matrix of
+        log-probabilities per call, the semantic rows gathered for the batch and the sets
+        (3·B + Σ n_g rows of each D_m); on top, the largest temporary: a propagation (4·N·d),
+        a perturbed view before its mean ((2L + 3)·N·d) or a call's logits (2·n²)."""
+        dim, layers, size = int(config["embedding_size"]), int(config["n_layers"]), int(batch["size"])
+        nodes = stats["users"] + stats["items"]
+        widths = feature_widths(config, stats)
+        cap = config["cl_max_nodes"]
+        sets = [min(float(batch[key]), float(cap) if cap is not None else float("inf")) for key in ("users", "items")]
+        calls = int(bool(config["perturbation"])) + len(widths) * int(bool(config["anchor_alignment"])) \
+            + 2 * int(bool(config["fuse_alignment"]))
+        table = 4 * nodes * dim
+        views = 2 if config["perturbation"] else 0
+        largest = max(4 * table, (2 * layers + 3) * table if views else 0, 2 * 4 * int(max(sets) ** 2))
+        return {"behaviour and views": (1 + views) * table,
+                "contrastive logits": 4 * calls * int(sum(n * n for n in sets)),
+                "semantic rows": 4 * int(3 * size + sum(sets)) * sum(widths.values()),
+                "largest temporary": largest}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """z = b + Σ a_m h^m kept for scoring; the behaviour propagation and the M semantic
+        tables while computing it."""
+        table = 4 * (stats["users"] + stats["items"]) * int(config["embedding_size"])
+        return {"representations": table, "temporaries": (4 + len(feature_widths(config, stats))) * table}
+
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)
         cfg = self.config
@@ -107,14 +137,11 @@ class SIGER(Recommender):
         self.modality_logits = nn.Parameter(torch.zeros(len(self.modalities)))
 
         beta = float(cfg["item_co_weight"]) if cfg["cooccurrence_infusion"] else 0.0
-        cooccurrence = (item_cooccurrence_rownorm(dataset.csr("train"), int(cfg["item_co_k"]), device=graphs.device)
-                        if beta > 0 else None)
         mean_user = graphs.user_mean_items()
         degree = torch.as_tensor(dataset.csr("train").getnnz(axis=1), dtype=torch.float32, device=graphs.device)
         self.register_buffer("user_degree", degree[:, None], persistent=False)
         for m in self.modalities:
-            knn = graphs.item_knn({m: 1.0}, int(cfg["item_knn_k"]), weighted=False)
-            item_graph = enhanced_item_graph(knn, cooccurrence, beta)
+            item_graph = graphs.enhanced_item_graph(m, int(cfg["item_knn_k"]), int(cfg["item_co_k"]), beta)
             x = torch.as_tensor(dataset.features[m], dtype=torch.float32, device=graphs.device)
             ones = torch.ones(x.shape[0], 1, device=graphs.device)
             for _ in range(int(cfg["n_item_layers"])):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from recsys.losses import bpr_loss, l2_reg
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, feature_widths
 from recsys.models.registry import register
 from recsys.nn.modalities import select_modalities
 
@@ -32,6 +32,20 @@ class VBPR(Recommender):
     @classmethod
     def default_config(cls) -> dict:
         return {"embedding_size": 64, "reg_weight": 1e-4, "modalities": None}
+
+    @classmethod
+    def step_memory(cls, config, stats, batch) -> dict[str, int]:
+        """The features of the batch's positives and negatives (2·B·F, kept for the projection's
+        backward pass) and the 2d-wide representations of u, p, n with their gradients."""
+        size, dim = int(batch["size"]), int(config["embedding_size"])
+        return {"batch features": 4 * 2 * size * sum(feature_widths(config, stats).values()),
+                "batch representations": 4 * 8 * size * 2 * dim}
+
+    @classmethod
+    def ranking_memory(cls, config, stats) -> dict[str, int]:
+        """The items' [γ_i ; W x_i + b] (I × 2d) kept for scoring and the projection (I × d)."""
+        table = 4 * stats["items"] * int(config["embedding_size"])
+        return {"representations": 2 * table, "temporaries": table}
 
     def __init__(self, dataset, config, graphs) -> None:
         super().__init__(dataset, config, graphs)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from recsys.data.bundles import BundleDataset, padded_rows
-from recsys.evaluation.bundle_metrics import evaluate_completion
+from recsys.evaluation import PerUserMetrics
+from recsys.evaluation.bundle_metrics import evaluate_completion_per_bundle
 from recsys.training.tasks import register_task
 
 
@@ -51,14 +52,18 @@ class BundleTask:
         csr = self.dataset.bundle_csr(f"{split}_input")
         return torch.from_numpy(padded_rows(csr, np.arange(self.dataset.n_bundles), self.pad)).to(self.device)
 
-    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
+        return self.evaluate_per_user(model, split).means()
+
+    @torch.no_grad()
+    def evaluate_per_user(self, model, split: str) -> PerUserMetrics:
+        """Completion metrics of every held-out bundle of ``split`` (``users`` are bundle rows)."""
         if split not in ("valid", "test"):
             raise ValueError(f"bundle completion is evaluated on 'valid' or 'test', not '{split}'")
         model.eval()
         inputs = self.inputs(split)
         cache = model.completion_cache()
-        return evaluate_completion(
+        return evaluate_completion_per_bundle(
             lambda rows: model.complete(inputs[rows], cache),
             self.dataset.bundle_csr(f"{split}_input"), self.dataset.bundle_csr(f"{split}_gt"),
             ks=self.eval_config["ks"], metrics=self.eval_config["metrics"],

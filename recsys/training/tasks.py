@@ -1,10 +1,11 @@
 """Training tasks: what a batch is and how a split is evaluated.
 
 The :class:`~recsys.training.trainer.Trainer` is model-agnostic; a task supplies
-``batches(epoch)`` (tuples passed as ``model.loss(*batch)``) and ``evaluate(model, split)``
-(metric name → value). :class:`InteractionTask` is the user-item protocol of
-``docs/protocol.md``: BPR triples with uniform negatives and full-ranking evaluation with
-train items masked.
+``batches(epoch)`` (tuples passed as ``model.loss(*batch)``), ``evaluate(model, split)``
+(metric name → value) and ``evaluate_per_user(model, split)`` (the same metrics per evaluated
+user, :class:`recsys.evaluation.PerUserMetrics`, whose means ``evaluate`` returns).
+:class:`InteractionTask` is the user-item protocol of ``docs/protocol.md``: BPR triples with
+uniform negatives and full-ranking evaluation with train items masked.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from recsys.errors import ConfigError
-from recsys.evaluation import evaluate_ranking
+from recsys.evaluation import PerUserMetrics, evaluate_ranking_per_user
 from recsys.training.sampler import NegativeSampler
 
 
@@ -22,6 +23,8 @@ class Task(Protocol):
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]: ...
 
     def evaluate(self, model, split: str) -> dict[str, float]: ...
+
+    def evaluate_per_user(self, model, split: str) -> PerUserMetrics: ...
 
 
 _TASKS: dict[str, object] = {}
@@ -73,11 +76,14 @@ class InteractionTask:
     def n_batches(self) -> int:
         return -(-self.users.shape[0] // self.batch_size)
 
-    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
+        return self.evaluate_per_user(model, split).means()
+
+    @torch.no_grad()
+    def evaluate_per_user(self, model, split: str) -> PerUserMetrics:
         model.eval()
         cache = model.embeddings()
-        return evaluate_ranking(
+        return evaluate_ranking_per_user(
             lambda users: model.scores(users, cache),
             exclude_csr=self.dataset.csr("train"),
             target_csr=self.dataset.csr(split),

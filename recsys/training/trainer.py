@@ -1,9 +1,10 @@
 """Model-agnostic training loop with early stopping, checkpoints and a NaN guard.
 
-Each epoch runs ``model.loss(*batch)`` over ``task.batches(epoch)`` (under torchrun, each rank
-on its shard of every batch, gradients averaged by DistributedDataParallel); every ``eval_every``
-epochs the task evaluates the valid split. Training stops when the monitored valid metric
-(default Recall@20) has not improved for ``patience`` evaluations or after ``epochs``.
+Each epoch calls ``model.pre_epoch(epoch)`` (per-epoch preparation, e.g. a redrawn graph), then
+runs ``model.loss(*batch)`` over ``task.batches(epoch)`` (under torchrun, each rank on its shard
+of every batch, gradients averaged by DistributedDataParallel); every ``eval_every`` epochs
+the task evaluates the valid split. Training stops when the monitored valid metric (default
+Recall@20) has not improved for ``patience`` evaluations or after ``epochs``.
 The best state is kept in ``best.pt``; ``last.pt`` (model, optimiser, RNG and early-stopping
 state) is written atomically after every epoch so a killed run resumes exactly.
 """
@@ -119,6 +120,7 @@ class Trainer:
             yield bar
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.pre_epoch(epoch)
         self.model.train()
         with self._progress(self.task.batches(epoch), epoch) as batches:
             return self._run_batches(batches, epoch)

@@ -127,6 +127,13 @@ class StudySpec:
     workers: int
     storage: str | None
     heartbeat_interval: int
+    cache_dir: Path | None = None
+
+    @property
+    def graph_cache(self) -> Path:
+        """Where the trials cache their graphs: ``cache_dir`` when set (several studies sharing
+        one cache, e.g. a benchmark), else ``<study folder>/cache``."""
+        return self.cache_dir if self.cache_dir is not None else self.study_dir / "cache"
 
     def trial_config(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The resolved run config of a trial with ``params`` (dotted path → value).
@@ -167,10 +174,18 @@ def load_spec(path: str | Path, *, trials: int | None = None, workers: int | Non
     ``overrides`` is a nested run-config mapping merged last (``recsys tune --set``).
     """
     path = Path(path)
-    raw = load_yaml(path)
+    return spec_from_mapping(load_yaml(path), f"study file '{path}'", path.stem, trials=trials, workers=workers,
+                             storage=storage, study=study, timeout=timeout, overrides=overrides)
+
+
+def spec_from_mapping(raw: Mapping[str, Any], source: str, default_name: str, *, trials: int | None = None,
+                      workers: int | None = None, storage: str | None = None, study: str | None = None,
+                      timeout: float | None = None, overrides: Mapping[str, Any] | None = None) -> StudySpec:
+    """Validate the contents of a study file (``source`` names it in errors; ``default_name``
+    is the study name when it sets none); the keyword arguments are those of :func:`load_spec`."""
     for key in raw:
         if key not in STUDY_DEFAULTS:
-            raise _unknown(key, STUDY_DEFAULTS, f"study file '{path}'")
+            raise _unknown(key, STUDY_DEFAULTS, source)
     data = {**copy.deepcopy(STUDY_DEFAULTS), **raw}
     cli = {"trials": trials, "workers": workers, "storage": storage, "name": study, "timeout": timeout}
     data.update({k: v for k, v in cli.items() if v is not None})
@@ -181,29 +196,29 @@ def load_spec(path: str | Path, *, trials: int | None = None, workers: int | Non
     for file in files:
         base = merge(base, load_yaml(file), None)
     if not isinstance(data["config"], Mapping):
-        raise ConfigError(f"study file '{path}': 'config' must hold run-config sections (dataset, model, train, ...)")
+        raise ConfigError(f"{source}: 'config' must hold run-config sections (dataset, model, train, ...)")
     base = merge(base, data["config"], None)
     base = merge(base, overrides or {}, None)
     try:
         resolved = resolve(base)
     except (ConfigError, KeyError) as exc:
-        raise ConfigError(f"study file '{path}': base run config: {exc.args[0] if exc.args else exc}") from None
+        raise ConfigError(f"{source}: base run config: {exc.args[0] if exc.args else exc}") from None
 
-    space = SearchSpace.parse(data["space"], f"study file '{path}': space")
+    space = SearchSpace.parse(data["space"], f"{source}: space")
     space.validate(base)
-    sampler = _factory_section(data["sampler"], SAMPLERS, f"study file '{path}': sampler")
+    sampler = _factory_section(data["sampler"], SAMPLERS, f"{source}: sampler")
     if sampler["name"] == "cmaes":
         if not space.all_continuous():
-            raise ConfigError(f"study file '{path}': the cmaes sampler needs every parameter to be an "
+            raise ConfigError(f"{source}: the cmaes sampler needs every parameter to be an "
                               "unconditional float; use tpe or random for int, categorical or conditional ones")
         if importlib.util.find_spec("cmaes") is None:
             raise ConfigError("the cmaes sampler needs the 'cmaes' package: pip install cmaes")
-    pruner = _factory_section(data["pruner"], PRUNERS, f"study file '{path}': pruner")
+    pruner = _factory_section(data["pruner"], PRUNERS, f"{source}: pruner")
 
     for key in ("trials", "workers", "heartbeat_interval"):
         if isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < (0 if key == "trials" else 1):
-            raise ConfigError(f"study file '{path}': '{key}' must be a positive integer, got {data[key]!r}")
-    name = str(data["name"] or path.stem)
+            raise ConfigError(f"{source}: '{key}' must be a positive integer, got {data[key]!r}")
+    name = str(data["name"] or default_name)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ConfigError(f"study name '{name}' may only use letters, digits, '_', '.' and '-'")
     return StudySpec(

@@ -3,8 +3,9 @@
 A trial samples its parameters, trains with :func:`recsys.training.train` and reports the
 best valid objective so far after every evaluation, so the pruner can stop it early
 (``optuna.TrialPruned``). Its value is the objective at its best-valid epoch. All trials of a
-study share one graph cache (``<study folder>/cache``, keyed by dataset fingerprint and graph
-parameters), so graphs that do not depend on the trial's parameters are built once.
+study share one graph cache (``<study folder>/cache`` unless the spec names another; keyed by
+dataset fingerprint and graph parameters), so graphs that do not depend on the trial's
+parameters are built once.
 Trials that diverge (:class:`~recsys.training.NonFiniteLossError`) are recorded as FAIL.
 """
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Objective:
         config = spec.trial_config(spec.space.suggest(trial))
         run_dir = trial_dir(spec, trial.number)
         config.update(output_dir=str(run_dir.parent), run_name=run_dir.name,
-                      cache_dir=str(spec.study_dir / "cache"))
+                      cache_dir=str(spec.graph_cache))
         config["train"]["progress"] = False
         best = -float("inf")
 

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recsys.evaluation.bundle_metrics import BUNDLE_KS, evaluate_completion
+from recsys.evaluation.bundle_metrics import BUNDLE_KS, evaluate_completion, evaluate_completion_per_bundle
 
 
 def _brute_force(scores, inputs, gts, ks):
@@ -63,3 +63,14 @@ def test_input_items_are_never_ranked():
 def test_overlapping_input_and_ground_truth_is_rejected():
     with pytest.raises(ValueError, match="both in its input and in its ground truth"):
         evaluate_completion(lambda rows: torch.zeros(len(rows), 5), _csr([{1, 2}], 5), _csr([{2}], 5))
+
+
+def test_per_bundle_metrics_cover_the_bundles_with_ground_truth_and_average_to_the_split():
+    inputs, gts, n_items = [{0}, {1}, {2}, {3, 4}], [{5}, set(), {1, 6}, {7}], 10
+    scores = torch.arange(n_items, 0, -1, dtype=torch.float32).expand(4, -1)
+    args = (lambda rows: scores[rows].clone(), _csr(inputs, n_items), _csr(gts, n_items))
+    per_bundle = evaluate_completion_per_bundle(*args, ks=[5])
+    assert per_bundle.users.tolist() == [0, 2, 3]
+    # bundle 0 ranks 1,2,3,4,5: item 5 at rank 5; bundle 2 ranks 0,1,3,4,5: item 1 only; bundle 3: 0,1,2,5,6
+    assert per_bundle.values["recall@5"].tolist() == [1.0, 0.5, 0.0]
+    assert per_bundle.means() == evaluate_completion(*args, ks=[5])

@@ -138,3 +138,71 @@ def test_cf_pretraining_is_cached_and_keeps_the_random_state(tmp_path, bundles):
     assert np.array_equal(first, second) and torch.equal(after_miss, after_hit)
     assert first.shape == (bundles.n_items, 16)
     assert np.array_equal(warm, np.asarray(bundles.csr("train").sum(0)).ravel() > 0)
+
+
+def test_reference_variant_freezes_query_key_and_drops_value_projections(tmp_path, bundles):
+    run = build(_config(tmp_path, variant="reference", cold_id_token="content"), torch.device("cpu"), bundles)
+    model, task = run.model, run.task
+    names = dict(model.named_parameters())
+    assert not any(name.startswith("bundle_encoder") for name in names), "the bundle encoder has nothing to train"
+    assert not any(".v." in name for name in names), "no value projection anywhere"
+    assert {"encoder.fusion.q.weight", "encoder.fusion.k.weight"} <= set(names)
+    frozen = {k: v.clone() for k, v in model.bundle_encoder.state_dict().items()}
+    assert set(frozen) == {"layers.0.q_weight", "layers.0.k_weight"}
+    bound = 1 / 32 ** 0.5  # torch's default nn.Linear initialisation: U(-1/sqrt(d), 1/sqrt(d))
+    assert all(float(w.abs().max()) <= bound for w in frozen.values())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    (items,) = next(iter(task.batches(1)))
+    model.loss(items)["loss"].backward()
+    optimizer.step()
+    assert all(torch.equal(v, model.bundle_encoder.state_dict()[k]) for k, v in frozen.items())
+    assert model.encoder.id_warm.all(), "learned ID tokens for every item, cold ones included"
+
+
+def test_reference_views_keep_the_code_share_and_fill_with_item_zero(tmp_path, bundles):
+    pad, first = 50, 60
+    rows = torch.tensor([[3, 4, 5, 6, 7, 8], [7, 8, pad, pad, pad, pad], [9, 10, 11, pad, pad, pad]])
+    sizes = [6, 2, 3]
+    kept_expected = [min(round(n * 0.5 + 0.5), n - 1) for n in sizes]  # Python's round is half-to-even
+    assert kept_expected == [4, 1, 2]
+    dropout = build(_config(tmp_path, variant="reference", bundle_ratio=0.5), torch.device("cpu"), bundles).model
+    replace = build(_config(tmp_path / "r", variant="reference", bundle_ratio=0.5, bundle_augment="item_replace"),
+                    torch.device("cpu"), bundles).model
+    for _ in range(20):
+        for model in (dropout, replace):
+            view = model.bundle_view(rows, pad, first_items=first)
+            for original, augmented, n, keep in zip(rows.tolist(), view.tolist(), sizes, kept_expected):
+                assert augmented[n:] == original[n:], "padding stays padding (the full bundle's mask)"
+                assert sum(a == o for a, o in zip(augmented[:n], original[:n])) == keep
+                fillers = [a for a, o in zip(augmented[:n], original[:n]) if a != o]
+                if model is dropout:
+                    assert fillers == [first] * (n - keep)
+                else:
+                    assert len(set(fillers)) == n - keep and all(first <= f < first + n for f in fillers)
+
+
+def test_reference_augmented_view_attends_to_item_zero_under_the_full_mask(tmp_path, bundles):
+    model = build(_config(tmp_path, variant="reference", bundle_ratio=0.5), torch.device("cpu"), bundles).model
+    pad = bundles.n_items
+    items = torch.tensor([[3, 9, 14, 20, 27, 33], [40, 41, pad, pad, pad, pad]])
+    present = torch.unique(items[items != pad])
+    table = torch.cat([model.encoder(present), torch.zeros(1, model.encoder.item_id.shape[1])])
+    local = torch.searchsorted(present, items)
+    torch.manual_seed(3)
+    got = model._augmented_bundles(items, table, local, len(present))
+    torch.manual_seed(3)
+    view = model.bundle_view(local, len(present), first_items=len(present) + 1)
+    zero = model.encoder(torch.tensor([0]))
+    for row in range(2):
+        real = [int(i) for i in local[row] if i != len(present)]
+        kept = [int(v) for v in view[row][:len(real)] if v < len(present)]
+        x = torch.cat([table[kept], zero.expand(len(real) - len(kept), -1)])[None]
+        want = model.bundle_encoder(x, torch.zeros(1, len(real), dtype=torch.bool))
+        assert torch.allclose(got[row], want[0], atol=1e-5)
+
+
+def test_variant_is_checked(tmp_path, bundles):
+    from recsys.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.variant = 'official' is unknown; use one of paper, reference"):
+        build(_config(tmp_path, variant="official"), torch.device("cpu"), bundles)

@@ -57,6 +57,7 @@ def _run(name: str, device: torch.device, amp: str | None, tmp_path):
     run = build(config, device, _dataset(task), pretrain=False)
     if name == "freedom":
         run.model.edge_dropout = 0.0          # the full user-item graph: no random pruning between the two passes
+    run.model.pre_epoch(1)
     trainer = Trainer(run.model.train(), run.task, config["train"], tmp_path)
     batch = [b.to(device) for b in next(iter(run.task.batches(1)))]
     return run.model, trainer, batch

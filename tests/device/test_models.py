@@ -25,7 +25,6 @@ from recsys.compose import build, resolve
 from recsys.data.synthetic import generate
 from recsys.models import available_models, get_model_class
 from recsys.nn import compact_csr
-from recsys.nn.edge_pruning import degree_sensitive_prune
 from tests.bundles.synthetic import planted_bundles
 
 RTOL, ATOL_OF_LARGEST, LOSS_RTOL = 1e-4, 1e-5, 1e-5
@@ -60,9 +59,7 @@ class _Fixed:
     def __init__(self, model) -> None:
         self.pruned = None
         if model.name == "freedom":
-            self.pruned = degree_sensitive_prune(model.train_users, model.train_items, model.n_users, model.n_items,
-                                                 model.edge_dropout, model.edge_weights,
-                                                 torch.Generator().manual_seed(0))
+            self.pruned = model.graphs.pruned_user_item(model.edge_dropout, seed=0, epoch=1)
 
     def apply(self, model, device: torch.device, dtype: torch.dtype) -> None:
         if self.pruned is not None:

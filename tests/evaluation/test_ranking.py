@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recsys.evaluation import evaluate_ranking, stable_topk, topk_excluding
+from recsys.evaluation import evaluate_ranking, evaluate_ranking_per_user, stable_topk, topk_excluding
 from recsys.evaluation.ranking import csr_rows_to_coo
 
 from . import reference
@@ -162,3 +162,21 @@ def test_clothing_popularity_ranking_matches_reference(shared_data):
     scores = {int(u): counts for u in chosen}
     want = reference.evaluate(scores, excluded, targets, [10, 20], METRICS)
     assert got == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_per_user_values_match_brute_force_and_average_to_the_split_metrics(seed):
+    scores, excluded, targets = _random_case(seed)
+    n_users, n_items = scores.shape
+    table = torch.from_numpy(scores)
+    args = (lambda users: table[users].clone(), _csr(excluded, n_users, n_items), _csr(targets, n_users, n_items))
+    per_user = evaluate_ranking_per_user(*args, ks=[3, 10], metrics=METRICS, batch_size=7)
+    evaluated = [u for u in range(n_users) if targets[u]]
+    assert per_user.users.tolist() == evaluated
+    for row, user in enumerate(evaluated):
+        ranked = reference.ranked_items(scores[user], excluded[user], 10)
+        for k in (3, 10):
+            want = reference.user_metrics(ranked, targets[user], k)
+            for metric in METRICS:
+                assert per_user.values[f"{metric}@{k}"][row] == pytest.approx(want[metric], abs=1e-12)
+    assert per_user.means() == evaluate_ranking(*args, ks=[3, 10], metrics=METRICS, batch_size=5)

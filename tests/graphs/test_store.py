@@ -102,3 +102,45 @@ def test_bad_requests_name_the_fix():
         store.item_knn({"text": 0.5, "image": 0.2}, 3)
     with pytest.raises(ValueError, match="co_weight"):
         store.item_homography({"text": 1.0}, 3, co_weight=1.5)
+
+
+def test_graphs_are_handed_out_with_int32_indices_and_kept_as_they_are():
+    store = GraphStore(_dataset(), "cpu")
+    graph = store.item_homography({"text": 1.0}, 3, co_weight=0.5)
+    assert graph.crow_indices().dtype == graph.col_indices().dtype == torch.int32
+    assert store.item_homography({"text": 1.0}, 3, co_weight=0.5) is graph
+    from recsys.nn import compact_csr
+
+    assert compact_csr(graph) is graph   # a model's compact_csr keeps the store's tensor, no copy
+
+
+def test_transpose_is_memoised_and_only_for_the_stores_graphs():
+    data = _dataset()
+    store = GraphStore(data, "cpu")
+    for graph in (store.user_mean_items(), store.user_homography({"image": 1.0}, 4, co_weight=0.3),
+                  store.item_knn({"text": 1.0}, 3)):
+        transposed = store.transpose(graph)
+        np.testing.assert_array_equal(_dense(transposed), _dense(graph).T)
+        assert transposed.layout == torch.sparse_csr and transposed.crow_indices().dtype == torch.int32
+        assert store.transpose(graph) is transposed
+    with pytest.raises(ValueError, match="not returned by this GraphStore"):
+        store.transpose(knn_graph(data.features["text"], 3))
+
+
+def test_siger_graphs_equal_the_pure_builders_and_the_cooccurrence_is_cached(tmp_path, monkeypatch):
+    from recsys.graphs.enhanced import enhanced_item_graph, item_cooccurrence_rownorm
+
+    data = _dataset(seed=2)
+    store = GraphStore(data, "cpu", cache_dir=tmp_path)
+    co = item_cooccurrence_rownorm(data.csr("train"), 3)
+    np.testing.assert_allclose(_dense(store.item_cooccurrence_rownorm(3)), _dense(co), atol=1e-7)
+    knn = knn_graph(data.features["image"], 4, weighted=False)
+    for beta, expected in ((0.4, enhanced_item_graph(knn, co, 0.4)), (0.0, enhanced_item_graph(knn, None, 0.0))):
+        np.testing.assert_allclose(_dense(store.enhanced_item_graph("image", 4, 3, beta)), _dense(expected), atol=1e-7)
+    import recsys.graphs.store as module
+
+    monkeypatch.setattr(module, "item_cooccurrence_rownorm", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
+    np.testing.assert_array_equal(_dense(GraphStore(data, "cpu", cache_dir=tmp_path).item_cooccurrence_rownorm(3)),
+                                  _dense(co))
+    with pytest.raises(ValueError, match="beta must lie in"):
+        store.enhanced_item_graph("image", 4, 3, 1.5)

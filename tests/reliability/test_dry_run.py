@@ -1,13 +1,15 @@
 """recsys train --dry-run: validation, parameter count, graph sizes and memory without training."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from recsys.cli import main
 from recsys.compose import resolve
 from recsys.data import DataError
-from recsys.dry_run import GraphProbe, dry_run, inspect_run
+from recsys.dry_run import dry_run, inspect_run
 from recsys.errors import ConfigError
 from recsys.graphs import GraphStore
 from recsys.models import Recommender, registry
@@ -48,19 +50,6 @@ def probe_model(monkeypatch):
     return _ProbeModel
 
 
-class _NoHeavyGraphs:
-    """A GraphStore whose expensive builders must never be called."""
-
-    def __init__(self, store):
-        self.store = store
-
-    def user_item(self):
-        return self.store.user_item()
-
-    def __getattr__(self, name):
-        raise AssertionError(f"dry run built the graph '{name}'")
-
-
 def test_parameter_count_and_exact_graph_match_the_real_build(planted, tmp_path):
     from recsys.compose import build
 
@@ -70,47 +59,58 @@ def test_parameter_count_and_exact_graph_match_the_real_build(planted, tmp_path)
     assert report.trainable == sum(p.numel() for p in model.parameters()) == (planted.n_users + planted.n_items) * 64
     (graph,) = report.graphs
     real = GraphStore(planted, "cpu").user_item()
-    assert graph.exact and graph.nnz == real._nnz() == 2 * planted.csr("train").nnz
-    assert graph.shape == (planted.n_users + planted.n_items,) * 2
+    assert graph.built and graph.size.exact and graph.size.nnz == real._nnz() == 2 * planted.csr("train").nnz
+    assert graph.size.shape == (planted.n_users + planted.n_items,) * 2
     assert report.batches_per_epoch == -(-planted.train.shape[1] // 2048)
-    assert report.memory["parameters, gradients, Adam"] == 16 * report.trainable
-    assert report.memory["evaluation block"] == 2 * planted.n_users * planted.n_items * 4
+    assert report.memory["parameters"] == report.memory["gradients"] == 4 * report.trainable
+    assert report.memory["optimiser state"] == 8 * report.trainable
+    assert report.memory["graphs"] == graph.bytes == 8 * graph.size.nnz + 4 * (graph.size.shape[0] + 1)
+    assert report.memory["evaluation scores"] == planted.n_users * planted.n_items * 4   # one block of all users
+    assert report.memory_total == max(report.memory_phases.values())
 
 
-def test_expensive_graphs_are_bounded_not_built(planted, tmp_path, monkeypatch, probe_model):
-    import recsys.dry_run as module
+def test_expensive_graphs_are_sized_not_built(planted, tmp_path, monkeypatch, probe_model):
+    import recsys.graphs.store as store
 
-    real_init = GraphProbe.__init__
-    monkeypatch.setattr(GraphProbe, "__init__",
-                        lambda self, dataset, store: real_init(self, dataset, _NoHeavyGraphs(store)))
-    report = module.inspect_run(_config(tmp_path, "dry_run_probe_model"), planted)
+    for name in ("knn_graph", "user_cooccurrence_graph", "item_cooccurrence_graph", "user_interest"):
+        monkeypatch.setattr(store, name, lambda *a, _name=name, **k: pytest.fail(f"dry run built {_name}"))
+    report = inspect_run(_config(tmp_path, "dry_run_probe_model"), planted)
     by_call = {g.call.split("(")[0]: g for g in report.graphs}
     n_users, n_items, k = planted.n_users, planted.n_items, 5
-    assert by_call["item_knn"].nnz == n_items * k and not by_call["item_knn"].exact
-    assert by_call["user_cooccurrence"].nnz == n_users * k
-    assert by_call["item_homography"].nnz == 2 * n_items * k
-    assert by_call["user_interest"].dense and by_call["user_interest"].shape == (n_users, 4)
+    assert by_call["item_knn"].size.nnz == n_items * k and not by_call["item_knn"].built
+    assert by_call["user_cooccurrence"].size.nnz == n_users * k
+    assert by_call["item_homography"].size.nnz == 2 * n_items * k
+    assert by_call["user_interest"].size.dense and by_call["user_interest"].size.shape == (n_users, 4)
+    assert by_call["user_item"].built and by_call["user_item"].size.exact
     assert report.trainable == (n_users + n_items) * 8 and report.frozen == 9
 
 
-@pytest.mark.parametrize("method,args", [
-    ("item_knn", ({"text": 1.0}, 5)),
-    ("item_cooccurrence", (5,)),
-    ("user_cooccurrence", (5,)),
-    ("user_interest_knn", ({"text": 1.0}, 5)),
-    ("item_homography", ({"text": 1.0}, 5, 0.4)),
-    ("user_homography", ({"text": 1.0}, 4, 0.6)),
-])
-def test_bounds_hold_for_the_real_graphs(planted, method, args):
-    store = GraphStore(planted, "cpu")
-    if not hasattr(store, method):
-        pytest.skip(f"GraphStore has no {method} yet")
-    real = getattr(store, method)(*args)
-    probe = GraphProbe(planted, store)
-    getattr(probe, method)(*args)
-    (info,) = probe.graphs
-    assert tuple(real.shape) == info.shape
-    assert real.to_sparse_csr()._nnz() <= info.nnz
+def test_freedoms_pruned_graph_of_the_first_epoch_is_reported(planted, tmp_path):
+    config = _config(tmp_path, "freedom")
+    config["model"]["edge_dropout"] = 0.5
+    report = inspect_run(config, planted)
+    (pruned,) = [g for g in report.graphs if g.call.startswith("pruned_user_item")]
+    assert pruned.built and pruned.size.nnz == 2 * (planted.train.shape[1] // 2)
+    assert any(g.call.startswith("transpose") for g in report.graphs)
+
+
+def test_clhe_dry_run_skips_the_pre_training_and_is_fast(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from recsys.training import pretraining
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bundles.synthetic import planted_bundles
+
+    monkeypatch.setattr(pretraining, "train_lightgcn_items", lambda *a, **k: pytest.fail("dry run pre-trained"))
+    bundles = planted_bundles()
+    config = _config(tmp_path, "clhe", dataset={"format": "bundle_csv"})
+    inspect_run(config, bundles)                            # imports and first calls out of the timing
+    start = time.perf_counter()
+    report = inspect_run(config, bundles)
+    assert time.perf_counter() - start < 0.5
+    assert report.trainable > 0 and report.dataset_stats["bundles"] == bundles.n_bundles
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
@@ -147,7 +147,7 @@ def test_dry_run_on_real_data_is_fast_and_exact_for_the_bipartite_graph(shared_d
     start = time.perf_counter()
     report = inspect_run(_config(tmp_path, "lightgcn", dataset=section), dataset)
     assert time.perf_counter() - start < 30
-    assert report.graphs[0].nnz == 2 * dataset.csr("train").nnz
+    assert report.graphs[0].size.nnz == 2 * dataset.csr("train").nnz
     assert report.trainable == (35598 + 18357) * 64
 
 
@@ -179,3 +179,52 @@ def test_model_that_rejects_its_config_is_a_config_error(planted, monkeypatch):
     monkeypatch.setitem(registry._MODELS, _Picky.name, _Picky)
     with pytest.raises(ConfigError, match="model 'dry_run_picky_model' rejects its configuration: model.rank"):
         dry_run(resolve({"model": {"name": "dry_run_picky_model", "rank": 0}}), planted)
+
+
+MEMORY_DATA = {"n_users": 4000, "n_items": 2000, "informative_dim": 64, "noise_dim": 256}
+
+
+def _memory_case(name: str):
+    """A run of ``name`` big enough that its memory (tens to hundreds of MB) is well above the
+    allocator's noise, small enough to measure in seconds."""
+    from recsys.models import get_model_class
+
+    if get_model_class(name).task == "bundle":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from bundles.synthetic import planted_bundles
+
+        return (resolve({"model": {"name": name}, "dataset": {"format": "bundle_csv"}, "train": {"batch_size": 2048}}),
+                planted_bundles(n_items=4000, n_bundles=3000, n_users=500))
+    return resolve({"model": {"name": name}, "dataset": {"synthetic": MEMORY_DATA}}), None
+
+
+@pytest.mark.parametrize("name", sorted(registry._MODELS))
+def test_memory_estimate_is_within_30_percent_of_the_measured_peak(name):
+    from recsys.dry_run import measure_memory
+
+    config, dataset = _memory_case(name)
+    estimate = inspect_run(config, dataset)
+    measured = measure_memory(config, dataset)
+    assert 0.7 <= estimate.memory_total / measured["peak"] <= 1.3, (
+        f"{name}: estimate {estimate.memory_phases}, measured {measured}")
+
+
+def test_the_warm_up_miniature_is_a_small_dataset_of_the_same_kind(planted):
+    import sys
+
+    from recsys.dry_run import _miniature
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bundles.synthetic import planted_bundles
+
+    small = _miniature(planted)
+    assert small.n_users == 64 and small.n_items <= planted.n_items and small.valid.shape[1] > 0
+    assert set(small.features) == set(planted.features) and small.features["text"].shape[0] == small.n_items
+    for split in ("train", "valid", "test"):
+        pairs = small.split(split)
+        assert pairs[0].max() < small.n_users and pairs[1].max() < small.n_items
+    bundles = _miniature(planted_bundles())
+    assert bundles.n_bundles == 32 and bundles.heldout_bundles("valid").size > 0
+    assert bundles.bundle_pairs["train"][1].max() < bundles.n_items

@@ -124,3 +124,24 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         pytest.skip("CUDA is available here")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+def test_run_saves_per_user_test_metrics_and_its_environment(planted, tmp_path):
+    from recsys.io import load_yaml
+    from recsys.runs import PER_USER_FILE, read_per_user
+
+    results = train(_config(tmp_path, "bpr", epochs=2), dataset=planted)
+    run_dir = tmp_path / "run"
+    per_user = read_per_user(run_dir)
+    assert per_user.users.tolist() == sorted(set(planted.test[0].tolist()))
+    assert set(per_user.values) == set(results["test"])
+    for key, values in per_user.values.items():
+        assert values.shape == per_user.users.shape
+        assert values.mean() == pytest.approx(results["test"][key], rel=1e-6)
+    assert not list(run_dir.glob(f".{PER_USER_FILE}*")), "no temporary file is left behind"
+    env = results["environment"]
+    assert env["torch_threads"] == torch.get_num_threads() and len(env["load_average"]) == 3
+    assert env["commit"] and env["cpu_count"] >= 1 and env["date"].startswith("20")
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert results["train_seconds"] == pytest.approx(sum(r["train_seconds"] for r in records))
+    assert load_yaml(run_dir / "config.yaml")["seed"] == results["seed"]

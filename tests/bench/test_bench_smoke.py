@@ -1,0 +1,217 @@
+"""Every bench script runs end to end on tiny synthetic data, so none can silently break again.
+
+Each script runs as the lead runs it (``python bench/<script>.py ...``) with arguments that
+make it small, against a stand-in for ../shared/data (:mod:`fake_shared`); results and the
+README go to a temporary folder (``RECSYS_BENCH_RESULTS``, ``RECSYS_BENCH_README``). The
+assertions check what each script must record (its results, their environment, its README
+section), not the numbers, which mean nothing on such data.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_shared import write_shared_data  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bench_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    shared = write_shared_data(root / "shared")
+    results = root / "results"
+    results.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RECSYS_SHARED_DATA": str(shared),
+           "RECSYS_BENCH_RESULTS": str(results), "RECSYS_BENCH_README": str(root / "README.md"),
+           "OMP_NUM_THREADS": "1"}
+    return {"root": root, "results": results, "readme": root / "README.md", "env": env}
+
+
+def run(bench_env, script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], env=bench_env["env"], capture_output=True,
+                          text=True, cwd=bench_env["root"], timeout=600)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{script} {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def results(bench_env, name: str) -> dict:
+    return json.loads((bench_env["results"] / name).read_text())
+
+
+def section(bench_env, name: str) -> str:
+    text = bench_env["readme"].read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    assert begin in text and end in text, f"no {name} section in the README"
+    return text[text.index(begin):text.index(end)]
+
+
+def assert_environment(record: dict) -> None:
+    env = record["environment"]
+    assert {"commit", "date", "load_average", "torch_threads", "cpu_count"} <= set(env)
+
+
+def test_multimodal_sports_default_command_trains_and_ablates_the_chosen_siger(bench_env, tmp_path):
+    out = tmp_path / "multimodal.json"
+    run(bench_env, "multimodal_sports.py", "--max-epochs", "1", "--eval-every", "1", "--jobs", "2", "--only",
+        "siger-detach", "lightgcn-L2", "--results", str(out), "--runs-dir", str(tmp_path / "runs"),
+        "--cache-dir", str(tmp_path / "cache"))
+    summary = json.loads(out.read_text())
+    assert summary["chosen"]["SIGER"] == "siger-detach" and summary["chosen"]["LightGCN"] == "lightgcn-L2"
+    assert {f"siger-detach/{label}" for label in ("no co-occurrence infusion", "no perturbation",
+                                                  "no anchor alignment")} <= set(summary["runs"])
+    assert_environment(summary["runs"]["siger-detach"])
+
+
+def test_reproduce_id_baselines_records_runs_and_writes_its_section(bench_env, tmp_path):
+    run(bench_env, "reproduce_id_baselines.py", "--datasets", "baby", "--models", "bpr", "lightgcn", "--grid",
+        "single", "--max-epochs", "1", "--runs-dir", str(tmp_path))
+    summary = results(bench_env, "id_baselines.json")
+    assert set(summary["selected"]) == {"baby/bpr", "baby/lightgcn"}
+    assert_environment(next(iter(summary["runs"].values())))
+    text = section(bench_env, "id_baselines")
+    assert f"{summary['selected']['baby/lightgcn']['test']['recall@20']:.4f}" in text
+    run(bench_env, "reproduce_id_baselines.py", "--report")
+    assert section(bench_env, "id_baselines") == text
+
+
+def test_clhe_clothing_baselines_candidates_ablations_and_variants(bench_env, tmp_path):
+    run(bench_env, "clhe_clothing.py", "--jobs", "2", "--epochs", "1", "--runs-dir", str(tmp_path))
+    summary = results(bench_env, "clhe_clothing.json")
+    assert {"popularity", "text_knn", "clhe"} <= set(summary["selected"])
+    assert len(summary["runs"]) == 2 + 4
+    run(bench_env, "clhe_clothing.py", "--variants", "--seeds", "0", "2", "--jobs", "2", "--epochs", "1",
+        "--runs-dir", str(tmp_path))
+    variants = results(bench_env, "clhe_clothing.json")["variants"]
+    assert len(variants["runs"]) == 4 and variants["valid_prefers"] in ("ours", "reference")
+    assert len(summary["runs"]) == len(results(bench_env, "clhe_clothing.json")["runs"]), "earlier runs are kept"
+    kept = bench_env["results"] / "clhe_variants" / "reference" / "seed-2"
+    assert {p.name for p in kept.iterdir()} == {"config.yaml", "results.json", "per_user_test.npz"}
+    assert "Paired tests over users against **ours**" in section(bench_env, "clhe_variants")
+
+
+def test_scaling_measures_every_stage_of_a_small_catalogue(bench_env, tmp_path):
+    run(bench_env, "scaling.py", "--sizes", "300", "--work-dir", str(tmp_path))
+    entry = results(bench_env, "scaling.json")["sizes"]["300"]
+    assert {"data", "graphs", "knn", "lightgcn", "rearm", "rearm_d16", "eval"} <= set(entry)
+    assert_environment(entry["lightgcn"])
+    assert "Where the time goes" in section(bench_env, "scaling")
+    assert (bench_env["results"] / "scaling.png").is_file()
+
+
+def test_rearm_scripts_and_their_report(bench_env, tmp_path):
+    run(bench_env, "rearm_graphs.py", "--name", "smoke")
+    graphs = results(bench_env, "rearm_graphs.json")["runs"]["smoke"]
+    assert graphs["dataset"]["name"] == "clothing" and len(graphs["graphs"]) == 9
+    assert_environment(graphs)
+    run(bench_env, "rearm_speed.py", "--datasets", "baby", "--threads", "1", "--cache", str(tmp_path / "cache"))
+    speed = results(bench_env, "rearm.json")["speed"]["baby/1-thread"]
+    assert speed["cpu_seconds_per_epoch"] > 0 and speed["profile_one_step"]
+    assert_environment(speed)
+    for model in ("rearm", "lightgcn"):
+        run(bench_env, "rearm_sports.py", "--model", model, "--minutes", "0.01", "--threads", "1", "--runs",
+            str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"))
+    assert set(results(bench_env, "rearm.json")["sports"]) == {"rearm", "lightgcn"}
+    run(bench_env, "rearm_report.py")
+    text = section(bench_env, "rearm")
+    assert "**Training speed on Baby-sized inputs**" in text and "**Graphs for Clothing**" not in text
+
+
+def test_rearm_report_writes_every_paragraph_from_the_recorded_results(bench_env):
+    readme = bench_env["root"] / "rearm_report.md"
+    run(bench_env, "rearm_report.py", "--results", str(BENCH / "results"), "--readme", str(readme))
+    text = readme.read_text()
+    speed = json.loads((BENCH / "results" / "rearm.json").read_text())["speed"]
+    record, reference = speed["baby/1-thread"], speed["reference"]["baby"]
+    assert f"{reference['seconds_per_epoch'] / record['cpu_seconds_per_epoch']:.1f}× less CPU time" in text
+    assert all(f"**{title}**" in text for title in ("Graphs for Clothing", "Training speed on Baby-sized inputs",
+                                                    "Sports with its text features"))
+
+
+def test_matmul_rate_is_recorded_per_cpu_second():
+    spec = importlib.util.spec_from_file_location("rearm_graphs", BENCH / "rearm_graphs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rate = module.matmul_rate(rows=64, columns=64, dim=64, repeats=1)
+    assert set(rate["multiply_adds_per_cpu_second_one_thread"]) == {"float32", "bfloat16"}
+    assert all(value > 0 for value in rate["multiply_adds_per_cpu_second_one_thread"].values())
+
+
+def test_speed_scripts(bench_env, tmp_path):
+    run(bench_env, "eval_speed.py", "--repeats", "1", "--batch-sizes", "16", "--out", str(tmp_path / "eval.json"))
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluation["runs"][0]["batch_size"] == 16
+    assert_environment(evaluation)
+    run(bench_env, "export_speed.py", "--dims", "8", "--repeats", "1", "--out", str(tmp_path / "export.json"))
+    export = json.loads((tmp_path / "export.json").read_text())
+    assert export["cases"][0]["rows"] > 0
+    assert_environment(export["cases"][0])
+
+
+def test_tune_lightgcn_baby_runs_a_small_study(bench_env, tmp_path):
+    out = tmp_path / "tune.json"
+    run(bench_env, "tune_lightgcn_baby.py", "--trials", "2", "--workers", "1", "--epochs", "1", "--eval-every", "1",
+        "--out", str(out), "--output-dir", str(tmp_path / "studies"))
+    result = json.loads(out.read_text())
+    assert result["finished"] == 2 and result["what"].startswith("2-trial")
+    assert_environment(result)
+
+
+def test_behaviour_check_records_and_compares(bench_env, tmp_path):
+    out = tmp_path / "behaviour.json"
+    run(bench_env, "behaviour_check.py", "--out", str(out), "--epochs", "1", "--models", "bpr", "clhe")
+    assert set(json.loads(out.read_text())["models"]) == {"bpr", "clhe"}
+    same = run(bench_env, "behaviour_check.py", "--out", str(tmp_path / "again.json"), "--epochs", "1", "--models",
+               "bpr", "--compare", str(out))
+    assert "1 of 1 models identical" in same.stdout
+
+
+def test_suite_cost_measures_and_estimates_a_suite(bench_env):
+    run(bench_env, "suite_cost.py", "--smoke", "--in-process")
+    suite = results(bench_env, "suite_cost.json")["suites"]["smoke"]
+    lightgcn = suite["models"]["synth/lightgcn"]
+    assert lightgcn["runs"] == 2 + 2 and lightgcn["estimate_seconds"] > 0
+    assert_environment(lightgcn)
+    assert "Benchmark suites: cost estimates" in section(bench_env, "suite_cost")
+
+
+def test_dependencies_measures_torch_geometric(bench_env):
+    pytest.importorskip("torch_geometric")
+    run(bench_env, "dependencies.py", "--repeats", "1")
+    summary = results(bench_env, "dependencies.json")
+    assert summary["propagation"]["max_abs_difference"] < 1e-4
+    assert_environment(summary)
+    assert "Dependencies: PyTorch Geometric" in section(bench_env, "dependencies")
+
+
+def test_rearm_time_to_accuracy_trains_the_recipe_on_the_parity_input(bench_env, tmp_path):
+    out = tmp_path / "tta.json"
+    run(bench_env, "rearm_time_to_accuracy.py", "--source", str(bench_env["root"] / "shared" / "amazon" / "sports"),
+        "--work", str(tmp_path / "work"), "--max-epochs", "1", "--threads", "1", "--out", str(out),
+        "--parity", str(tmp_path / "no_parity.json"))
+    result = json.loads(out.read_text())
+    assert result["runs"]["recipe"]["timeline"][0]["epoch"] == 1
+    assert_environment(result)
+    assert "REARM time to accuracy" in section(bench_env, "rearm_time_to_accuracy")
+
+
+def test_dry_run_memory_estimates_and_measures(bench_env):
+    run(bench_env, "dry_run_memory.py", "--only", "rearm, fixed user interest")
+    case = results(bench_env, "dry_run_memory.json")["cases"]["rearm, fixed user interest"]
+    assert case["estimate_bytes"] > 0 and case["measured_bytes"] > 0
+    assert_environment(case)
+    run(bench_env, "dry_run_memory.py", "--estimate-only", "--only", "rearm, fixed user interest")
+    assert results(bench_env, "dry_run_memory.json")["cases"]["rearm, fixed user interest"]["measured_bytes"] == \
+        case["measured_bytes"], "--estimate-only keeps the recorded measurement"
+    assert "Dry-run memory estimate" in section(bench_env, "dry_run_memory")
