@@ -55,6 +55,19 @@ Implementation choices (same function as the reference, less work):
   computed), and the graphs, their transposes and R̄ are built once, on the model's device.
 - Attention dropout masks: drop probability rounded to a multiple of 2⁻¹⁶ (see
   ``recsys.nn.attention``).
+- Speed, with the same values and gradients up to float rounding (a training step's matrix
+  products are fixed by the maths: the tables' projections, forward and both gradients, and
+  the meta-network's two 448 × 448 layers over every node, forward and backward, are ~90 %
+  of its multiply-adds on Sports-sized inputs):
+  * dense float32 products on CPU through oneDNN (``recsys.nn.dense``): MKL, PyTorch's
+    default, runs AVX2 kernels on non-Intel processors, oneDNN AVX-512 (about 2× here);
+  * the trainable tables (X_m, and P_m when trained) through ``recsys.nn.feature_table``,
+    which writes ∂X = ∂y W into memory kept from step to step instead of a fresh n × D_m
+    gradient per step (new memory from the operating system at that size);
+  * the meta-network's heads of a node type in one autograd function with a written-out
+    backward that returns only the batch's rows and the mean (``recsys.nn.meta_network``),
+    and each distinct user and item of a batch represented once, then gathered;
+  * InfoNCE as one autograd function (``recsys.nn.contrastive``).
 """
 from __future__ import annotations
 
@@ -64,25 +77,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.losses import bpr_loss, info_nce, orthogonality_loss
+from recsys.losses import bpr_loss, orthogonality_loss
 from recsys.models.base import Recommender
 from recsys.models.registry import register
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from recsys.nn.attention import ScalarTokenAttention
+from recsys.nn.contrastive import info_nce
+from recsys.nn.feature_table import GradientMemory, project_table
+from recsys.nn.meta_network import FactorHead, factor_rows_and_mean
 from recsys.nn.modalities import select_modalities
-
-
-class _MetaFactor(nn.Module):
-    """Linear(d → d·r) → PReLU → Linear(d·r → d·r) → L2-normalise (reference ``MLP``)."""
-
-    def __init__(self, dim: int, rank: int) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(dim, dim * rank)
-        self.act = nn.PReLU()
-        self.out = nn.Linear(dim * rank, dim * rank)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.out(self.act(self.hidden(x))), dim=-1)
 
 
 @register
@@ -139,6 +142,8 @@ class REARM(Recommender):
         self.user_proj = nn.ModuleList([nn.Linear(features[m].shape[1], d) for m in self.modalities])
         for linear in (*self.item_proj, *self.user_proj):
             nn.init.xavier_normal_(linear.weight)
+        self._item_grad_memory = [GradientMemory() for _ in self.modalities]
+        self._user_grad_memory = [GradientMemory() for _ in self.modalities]
         if self.train_user_interest:
             self.user_interest = nn.ParameterList(
                 [nn.Parameter(graphs.user_interest(m).detach().float().clone()) for m in self.modalities])
@@ -158,8 +163,8 @@ class REARM(Recommender):
         n_mod = len(self.modalities)
         self.user_knowledge = nn.Linear(n_mod * d, d)
         self.item_knowledge = nn.Linear(n_mod * d, d)
-        self.user_factor_in, self.user_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
-        self.item_factor_in, self.item_factor_out = _MetaFactor(d, self.rank), _MetaFactor(d, self.rank)
+        self.user_factor_in, self.user_factor_out = FactorHead(d, self.rank), FactorHead(d, self.rank)
+        self.item_factor_in, self.item_factor_out = FactorHead(d, self.rank), FactorHead(d, self.rank)
 
         item_graph = compact_csr(graphs.item_homography(
             modality_weights=item_weights, k=int(cfg["item_knn_k"]), co_weight=float(cfg["item_co_weight"])))
@@ -172,10 +177,16 @@ class REARM(Recommender):
         self.register_buffer("adjacency", compact_csr(graphs.user_item()), persistent=False)
 
     # ----------------------------------------------------------------------------- forward
+    def _item_modalities(self) -> list[torch.Tensor]:
+        """X_m W_m + b_m for every modality (I × d each)."""
+        return [project_table(x, proj, memory)
+                for x, proj, memory in zip(self.item_features, self.item_proj, self._item_grad_memory)]
+
     def _user_modalities(self) -> list[torch.Tensor]:
         """P_m W'_m + b'_m for every modality (U × d each)."""
         if self.train_user_interest:
-            return [proj(p) for proj, p in zip(self.user_proj, self.user_interest)]
+            return [project_table(p, proj, memory)
+                    for p, proj, memory in zip(self.user_interest, self.user_proj, self._user_grad_memory)]
         out = []
         for index, proj in enumerate(self.user_proj):
             projected = getattr(self, f"initial_features_{index}") @ proj.weight.T
@@ -202,9 +213,8 @@ class REARM(Recommender):
 
     def _propagated(self) -> tuple[torch.Tensor, torch.Tensor]:
         """F ((U+I) × Md, modality parts) and Z ((U+I) × d, ids) after heterography."""
-        item_parts = [proj(x) for proj, x in zip(self.item_proj, self.item_features)]
         item_ids, item_modal = self._homography(self.item_graph, self.item_graph_t, self.item_id,
-                                                item_parts, self.n_item_layers)
+                                                self._item_modalities(), self.n_item_layers)
         user_ids, user_modal = self._homography(self.user_graph, self.user_graph_t, self.user_id,
                                                 self._user_modalities(), self.n_user_layers)
         item_modal = self._integrate(item_modal)
@@ -215,38 +225,46 @@ class REARM(Recommender):
         split = len(self.modalities) * self.dim
         return out[:, :split], out[:, split:]
 
-    def _meta_factors(self, feats: torch.Tensor, users: bool):
-        """Per-node factors W_1 (n × d × r), W_2 (n × r × d) of one node type and their means."""
-        rows = feats[: self.n_users] if users else feats[self.n_users:]
-        knowledge = self.user_knowledge if users else self.item_knowledge
-        mlp_in, mlp_out = ((self.user_factor_in, self.user_factor_out) if users
-                           else (self.item_factor_in, self.item_factor_out))
-        kappa = knowledge(rows).detach()
-        w1 = mlp_in(kappa).view(-1, self.dim, self.rank)
-        w2 = mlp_out(kappa).view(-1, self.rank, self.dim)
-        return w1, w2, w1.mean(0), w2.mean(0)
+    def _represent(self, rows: torch.Tensor, feats: torch.Tensor, ids: torch.Tensor, users: bool) -> torch.Tensor:
+        """Final (M + 1)·d representations of ``rows`` (indices within one node type).
 
-    def _represent(self, rows, feats, ids, factors) -> torch.Tensor:
-        """Final (M + 1)·d representations of ``rows`` of one node type.
-
-        ``rows`` index that type's factors; ``feats``/``ids`` are already those rows' F and Z.
+        ``feats`` is F of every node of that type (the meta-network's bias is a mean over all
+        of them); ``ids`` is Z of ``rows`` only.
         """
-        w1, w2, bias1, bias2 = factors
-        soft1 = torch.softmax(w1[rows] + bias1, dim=1)
-        soft2 = torch.softmax(w2[rows] + bias2, dim=1)
-        share = torch.bmm(torch.bmm(ids.unsqueeze(1), soft1), soft2).squeeze(1)
-        parts = [self.act(f) + ids for f in feats.split(self.dim, dim=1)]
+        d, r = self.dim, self.rank
+        knowledge = self.user_knowledge if users else self.item_knowledge
+        heads = [self.user_factor_in, self.user_factor_out] if users else [self.item_factor_in, self.item_factor_out]
+        with torch.no_grad():
+            kappa = knowledge(feats)
+        (w1, bias1), (w2, bias2) = factor_rows_and_mean(kappa, rows, heads)
+        # W_1 is d × r and normalised over d: softmax over the last axis of its transpose
+        soft1_t = torch.softmax((w1 + bias1).view(-1, d, r).transpose(1, 2).contiguous(), dim=2)
+        soft2 = torch.softmax((w2 + bias2).view(-1, r, d), dim=1)
+        share = torch.bmm(torch.bmm(soft1_t, ids.unsqueeze(2)).transpose(1, 2), soft2).squeeze(1)
+        parts = [self.act(f) + ids for f in feats.index_select(0, rows).split(d, dim=1)]
         return torch.cat([*parts, self.act(share) + ids], dim=1)
 
     # ----------------------------------------------------------------------------- API
     def loss(self, users, pos, neg):
         feats, ids = self._propagated()
-        user_factors = self._meta_factors(feats, users=True)
-        item_factors = self._meta_factors(feats, users=False)
-        u = self._represent(users, feats[users], ids[users], user_factors)
+        return self._batch_loss(feats, ids, users, pos, neg)
+
+    def _batch_representations(self, feats, ids, users, items) -> tuple[torch.Tensor, torch.Tensor]:
+        """Representations of distinct ``users`` and ``items`` (each distinct node once; the
+        batch's occurrences are gathered from them)."""
+        n_users = self.n_users
+        return (self._represent(users, feats[:n_users], ids[users], users=True),
+                self._represent(items, feats[n_users:], ids[items + n_users], users=False))
+
+    def _batch_loss(self, feats, ids, users, pos, neg) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch given F and Z of every node."""
+        n_users = self.n_users
         items = torch.cat([pos, neg])
-        nodes = items + self.n_users
-        p, n = self._represent(items, feats[nodes], ids[nodes], item_factors).chunk(2)
+        unique_users, user_index = torch.unique(users, return_inverse=True)
+        unique_items, item_index = torch.unique(items, return_inverse=True)
+        users_out, items_out = self._batch_representations(feats, ids, unique_users, unique_items)
+        u = users_out[user_index]
+        p, n = items_out[item_index].chunk(2)
         bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
 
         modal = feats.split(self.dim, dim=1)
@@ -255,11 +273,10 @@ class REARM(Recommender):
         orthogonality = feats.new_zeros(())
         if pairs:
             tau = float(self.config["temperature"])
-            unique_items = torch.unique(items) + self.n_users
-            unique_users = torch.unique(users)
-            pos_nodes = pos + self.n_users
+            item_nodes = unique_items + n_users
+            pos_nodes = pos + n_users
             for a, b in pairs:
-                contrast = contrast + info_nce(modal[a][unique_items], modal[b][unique_items], tau) \
+                contrast = contrast + info_nce(modal[a][item_nodes], modal[b][item_nodes], tau) \
                     + info_nce(modal[a][unique_users], modal[b][unique_users], tau)
                 orthogonality = orthogonality + orthogonality_loss(modal[a][users], modal[b][users]) \
                     + orthogonality_loss(modal[a][pos_nodes], modal[b][pos_nodes])
@@ -272,8 +289,8 @@ class REARM(Recommender):
     def embeddings(self):
         feats, ids = self._propagated()
         users, items = slice(None, self.n_users), slice(self.n_users, None)
-        return (self._represent(slice(None), feats[users], ids[users], self._meta_factors(feats, users=True)),
-                self._represent(slice(None), feats[items], ids[items], self._meta_factors(feats, users=False)))
+        return (self._represent(torch.arange(self.n_users, device=ids.device), feats[users], ids[users], users=True),
+                self._represent(torch.arange(self.n_items, device=ids.device), feats[items], ids[items], users=False))
 
     # ----------------------------------------------------------------------------- memory
     @classmethod

@@ -76,7 +76,8 @@ def propagate(adj: torch.Tensor, x: torch.Tensor, n_layers: int, symmetric: bool
     if combine not in ("mean", "last"):
         raise ValueError(f"combine must be 'mean' or 'last', got '{combine}'")
     current, total = x, x
-    for _ in range(n_layers):
+    for layer in range(n_layers):
         current = sparse_matmul(adj, current, symmetric=symmetric, adj_t=adj_t)
-        total = total + current
+        if combine == "mean":
+            total = total + current if layer == 0 else total.add_(current)
     return current if combine == "last" else total / (n_layers + 1)

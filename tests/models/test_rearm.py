@@ -13,7 +13,8 @@ from torch import nn
 from recsys.compose import build, resolve
 from recsys.data import load_dataset
 from recsys.graphs import GraphStore
-from recsys.losses import orthogonality_loss
+from recsys.losses import bpr_loss, orthogonality_loss
+from recsys.losses import info_nce as reference_info_nce
 from recsys.models.rearm import REARM
 from recsys.runs import train
 
@@ -122,6 +123,108 @@ def test_forward_equals_dense_reference_transcription(planted, train_user_intere
         expected = _reference_representation(model, GraphStore(dataset, "cpu"))
     # float32 inputs (graph weights, user interest table) limit the agreement to ~1e-7
     torch.testing.assert_close(torch.cat([users, items]), expected, rtol=1e-6, atol=1e-7)
+
+
+def _straightforward_loss(model: REARM, users, pos, neg) -> torch.Tensor:
+    """The training loss composed from plain modules and autograd (dense graphs, the U × D user
+    interest tables through nn.Linear, nn.MultiheadAttention without dropout, the meta-network
+    over every node, recsys.losses.info_nce), in the model's dtype."""
+    d, n_users = model.dim, model.n_users
+    ln, act = model.norm, model.act
+    item = torch.cat([model.item_id] + [proj(x) for proj, x in zip(model.item_proj, model.item_features)], 1)
+    for _ in range(model.n_item_layers):
+        item = model.item_graph.to_dense() @ item
+    user = torch.cat([model.user_id] + [proj(p) for proj, p in zip(model.user_proj, model.user_interest)], 1)
+    for _ in range(model.n_user_layers):
+        user = model.user_graph.to_dense() @ user
+    item_id, v, t = F.normalize(item).split(d, 1)
+    user_id, uv, ut = F.normalize(user).split(d, 1)
+
+    def attend(attention, query, key_value):
+        mha = nn.MultiheadAttention(1, 1, batch_first=True).to(query.dtype).eval()
+        weights = {"in_proj_weight": attention.in_weight[:, None], "in_proj_bias": attention.in_bias,
+                   "out_proj.weight": attention.out_weight[None, :], "out_proj.bias": attention.out_bias}
+        kv = key_value.unsqueeze(2)
+        out = torch.func.functional_call(mha, weights, (query.unsqueeze(2), kv, kv), {"need_weights": False})
+        return out[0].squeeze(2)
+
+    v = act(ln(v + attend(model.self_attention[0], v, v)))
+    t = act(ln(t + attend(model.self_attention[1], t, t)))
+    v, t = act(ln(v + attend(model.cross_attention[0], t, v))), act(ln(t + attend(model.cross_attention[1], v, t)))
+    adjacency = model.adjacency.to_dense()
+
+    def mean_of_layers(x):
+        layers = [x]
+        for _ in range(model.n_layers):
+            layers.append(adjacency @ layers[-1])
+        return torch.stack(layers).mean(0)
+
+    feats = mean_of_layers(torch.cat([torch.cat([act(uv), act(ut)], 1), torch.cat([v, t], 1)], 0))
+    ids = mean_of_layers(torch.cat([user_id, item_id], 0))
+    shares = []
+    for rows, knowledge, mlp1, mlp2 in ((slice(None, n_users), model.user_knowledge, model.user_factor_in,
+                                         model.user_factor_out),
+                                        (slice(n_users, None), model.item_knowledge, model.item_factor_in,
+                                         model.item_factor_out)):
+        kappa = knowledge(feats[rows]).detach()
+        w1 = mlp1(kappa).reshape(-1, d, model.rank)
+        w2 = mlp2(kappa).reshape(-1, model.rank, d)
+        w1 = F.softmax(w1 + w1.mean(0), dim=1)
+        w2 = F.softmax(w2 + w2.mean(0), dim=1)
+        shares.append(torch.bmm(torch.bmm(ids[rows].unsqueeze(1), w1), w2).squeeze(1))
+    share = torch.cat(shares)
+    rep = torch.cat([act(feats[:, :d]) + ids, act(feats[:, d:]) + ids, act(share) + ids], 1)
+    u, p, n = rep[users], rep[pos + n_users], rep[neg + n_users]
+    loss = bpr_loss((u * p).sum(1), (u * n).sum(1))
+    fv, ft = feats.split(d, 1)
+    items = torch.unique(torch.cat([pos, neg])) + n_users
+    unique_users = torch.unique(users)
+    tau = model.config["temperature"]
+    loss = loss + model.config["contrast_weight"] * (reference_info_nce(fv[items], ft[items], tau)
+                                                    + reference_info_nce(fv[unique_users], ft[unique_users], tau))
+    positives = pos + n_users
+    return loss + model.config["orthogonality_weight"] * (orthogonality_loss(fv[users], ft[users])
+                                                      + orthogonality_loss(fv[positives], ft[positives]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_training_loss_and_gradients_equal_the_straightforward_formulation(planted, dtype):
+    """Every speed device of the model (reused table-gradient memory, fused meta-network heads
+    and InfoNCE, distinct batch nodes; in float32 also the oneDNN products) against plain
+    autograd. float64: all gradients to 1e-9. float32: the loss and the gradients of every
+    table, embedding, projection and meta-network parameter to 1e-5; the attention's scalar
+    parameters are left to float64, their float32 gradients being sums with heavy
+    cancellation in any implementation (plain autograd misses float64 by up to 1e-2 there)."""
+    dataset = _with_image(planted)
+    model = _model(dataset, modalities=["image", "text"], n_item_layers=2, train_user_interest=True,
+                   self_attention_dropout=0.0, cross_attention_dropout=0.0, contrast_weight=0.3,
+                   orthogonality_weight=0.2, temperature=0.5).to(dtype)
+    for buffer in ("item_graph", "item_graph_t", "user_graph", "user_graph_t", "adjacency"):
+        setattr(model, buffer, getattr(model, buffer).to(dtype))
+    model.train()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    batch = _batch(dataset, size=96)  # users and items repeat within the batch
+    tolerance = 1e-9 if dtype == torch.float64 else 1e-5
+    for _ in range(2):  # the second pass writes the table gradients into the memory of the first
+        model.zero_grad(set_to_none=True)
+        loss = model.loss(*batch)["loss"]
+        loss.backward()
+        got = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+        model.zero_grad(set_to_none=True)
+        expected = _straightforward_loss(model, *batch)
+        want = torch.autograd.grad(expected, params, allow_unused=True)
+        assert loss.item() == pytest.approx(expected.item(), rel=tolerance)
+        scale = max(w.abs().max().item() for w in want if w is not None)
+        for (name, _), g, w in zip(named, got, want):
+            w = torch.zeros_like(g) if w is None else w
+            if name.endswith("out_bias"):  # LayerNorm removes a constant shift: the gradient is exactly 0
+                assert max(g.abs().item(), w.abs().item()) < 10 * tolerance * scale, name
+            elif dtype == torch.float64 or "attention" not in name:  # (entries that are exactly 0 add noise)
+                assert (g - w).norm().item() <= tolerance * (w.norm().item() + 1e-6 * scale), name
+        with torch.no_grad():
+            for p in params:
+                p.add_(torch.randn_like(p) * 1e-2)
 
 
 # ----------------------------------------------------------------- shapes, gradients, options

@@ -113,3 +113,20 @@ def test_invalid_dropout_is_rejected():
     with pytest.raises(ValueError, match="dropout"):
         scalar_token_attention(*(torch.randn(2, 3) for _ in range(3)), p=-0.1)
 
+
+
+def test_masks_drawn_again_give_the_gradients_of_kept_masks(monkeypatch):
+    """Beyond the kept-mask budget the backward pass draws the masks again from the seed."""
+    import recsys.nn.attention as attention
+
+    torch.manual_seed(4)
+    inputs = [torch.randn(11, 6, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    upstream = torch.randn(11, 6, dtype=torch.float64)
+    kept = torch.autograd.grad(scalar_token_attention(*inputs, 0.4, seed=9, block_rows=4), inputs, upstream)
+    assert attention._CallMasks(0.4, 9, torch.device("cpu"), 11 * 36).packed is not None
+    monkeypatch.setattr(attention, "_KEPT_MASK_BYTES", 0)
+    assert attention._CallMasks(0.4, 9, torch.device("cpu"), 11 * 36).packed is None
+    drawn = torch.autograd.grad(scalar_token_attention(*inputs, 0.4, seed=9, block_rows=4), inputs, upstream)
+    for a, b in zip(kept, drawn):
+        assert torch.equal(a, b)
+    assert torch.autograd.gradcheck(lambda q, k, v: scalar_token_attention(q, k, v, 0.4, seed=9, block_rows=4), inputs)
