@@ -175,8 +175,10 @@ def markdown(results: dict) -> str:
              f"Commit {results['commit']}; dataset {s['dataset']}; seed {SEED}; batch {TRAIN['batch_size']}, "
              f"lr {TRAIN['lr']}, {s['epochs']} epochs, validation every {s['eval_every']}, no early stopping; test "
              "metrics at the best-valid evaluation. `faiss` = default parameters (flat index at this size: exact "
-             "neighbours), `faiss-hnsw` = HNSW forced. Δ = test metric / exact − 1; verdict: both |Δ| ≤ 1 %.", "",
-             "| model | kNN backend | valid R@20 | test R@20 | test N@20 | Δ R@20 | Δ N@20 | within ±1 % | best epoch | s/epoch |",
+             "neighbours), `faiss-hnsw` = HNSW forced. Δ = relative difference of the test metric to exact; verdict: both "
+             f"|Δ| ≤ {100 * TOLERANCE:g} %.", "",
+             "| model | kNN backend | valid R@20 | test R@20 | test N@20 | Δ R@20 | Δ N@20 | "
+             f"within ±{100 * TOLERANCE:g} % | best epoch | s/epoch |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["table"]:
         delta = [f"{100 * r[f'relative_{m}']:+.2f} %" if f"relative_{m}" in r else "" for m in METRICS]

@@ -197,9 +197,10 @@ def markdown(results: dict) -> str:
     lines = [BEGIN, "## kNN graphs with FAISS (`knn_faiss.py`)", "",
              f"Commit {results['commit']}, faiss {results['faiss_version']}; one thread, CPU seconds of the whole "
              f"graph; FAISS parameters (`graphs.faiss`): {', '.join(f'{k} {v}' for k, v in params.items())}. Catalogues: Amazon Sports (text, 384-d) and the "
-             "synthetic ones of `scaling.py` (users = 2 × items). `~` = exact time extrapolated from 4,096 query rows "
-             "(see the script). Recall@k = share of each row's exact k neighbours kept, mean over all rows "
-             "(sampled: over 1,000 seeded rows). Load average at the end of each catalogue: "
+             "synthetic ones of `scaling.py` (twice as many users as items). `~` = exact time extrapolated from "
+             f"{SAMPLE_ROWS:,} query rows (see the script). Recall@k = share of each row's exact k neighbours kept, "
+             f"mean over all rows (sampled: over {RECALL_ROWS:,} seeded rows). Load average at the end of each "
+             "catalogue: "
              + ", ".join(f"{c} {results['cases'][c]['load_average'][0]}" for c in results["cases"]) + ".", "",
              "| catalogue | graph | rows | dim | k | FAISS index | exact s | FAISS s | speed-up | recall@k | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
