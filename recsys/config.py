@@ -36,6 +36,7 @@ CORE_DEFAULTS: dict[str, Any] = {
         "monitor": "recall@20",
         "negatives_exclude": "train",
         "grad_clip": None,
+        "lr_plateau": None,
         "amp": None,
         "progress": True,
         "tensorboard": False,

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from recsys import io
 from recsys.errors import DataError, RunFolderError
 
-NON_LOSS_KEYS = {"epoch", "train_seconds", "train_cpu_seconds", "eval_seconds"}
+NON_LOSS_KEYS = {"epoch", "train_seconds", "train_cpu_seconds", "eval_seconds", "lr"}
 VALID_PREFIX = "valid/"
 FAMILIES = ("recall", "ndcg")
 _METRIC = re.compile(r"^(?P<family>[a-z_]+)@(?P<k>\d+)$")

@@ -16,7 +16,8 @@ value and the fix. Checked:
   the trainer and the task implement;
 * positive integers (``train.batch_size``, ``epochs``, ``eval_every``, ``patience``,
   ``eval.batch_size``; ``threads`` when set), ``train.lr`` > 0, ``train.weight_decay`` ≥ 0,
-  ``train.grad_clip`` null or > 0, ``seed`` an integer, booleans, and ``device`` a device
+  ``train.grad_clip`` null or > 0, ``train.lr_plateau`` null or {factor in (0, 1), patience,
+  min_lr}, ``seed`` an integer, booleans, and ``device`` a device
   name torch understands (whether that device is present is checked when a run starts, so
   a run trained on a GPU can still be read on a CPU-only machine).
 
@@ -94,6 +95,7 @@ def _check_numbers(config: dict) -> None:
     if clip is not None and (not _is_number(clip) or not clip > 0):
         raise ConfigError(f"train.grad_clip = {clip!r} must be a positive number (the largest gradient norm), "
                           "or null for no clipping")
+    _check_lr_plateau(train["lr_plateau"])
     for section, key in BOOLEANS:
         if not isinstance(config[section][key], bool):
             raise ConfigError(f"{section}.{key} = {config[section][key]!r} must be true or false")
@@ -134,3 +136,23 @@ def validate_config(config: dict) -> None:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     _check_device(config)
+
+
+LR_PLATEAU_KEYS = ("factor", "patience", "min_lr")
+
+
+def _check_lr_plateau(plateau) -> None:
+    """``train.lr_plateau``: null, or {factor in (0, 1), patience a positive integer, min_lr >= 0}."""
+    if plateau is None:
+        return
+    example = "e.g. {factor: 0.5, patience: 3, min_lr: 1.0e-5}"
+    if not isinstance(plateau, dict) or set(plateau) != set(LR_PLATEAU_KEYS):
+        raise ConfigError(f"train.lr_plateau = {plateau!r} must be null or a mapping with exactly the keys "
+                          f"{', '.join(LR_PLATEAU_KEYS)}, {example}")
+    if not _is_number(plateau["factor"]) or not 0 < plateau["factor"] < 1:
+        raise ConfigError(f"train.lr_plateau.factor = {plateau['factor']!r} must lie strictly between 0 and 1")
+    if not _is_int(plateau["patience"]) or plateau["patience"] < 1:
+        raise ConfigError(f"train.lr_plateau.patience = {plateau['patience']!r} must be a positive integer "
+                          "(evaluations without gain before the learning rate is lowered)")
+    if not _is_number(plateau["min_lr"]) or not plateau["min_lr"] >= 0:
+        raise ConfigError(f"train.lr_plateau.min_lr = {plateau['min_lr']!r} must be a number >= 0")

@@ -4,7 +4,11 @@ Each epoch calls ``model.pre_epoch(epoch)`` (per-epoch preparation, e.g. a redra
 runs ``model.loss(*batch)`` over ``task.batches(epoch)`` (under torchrun, each rank on its shard
 of every batch, gradients averaged by DistributedDataParallel); every ``eval_every`` epochs
 the task evaluates the valid split. Training stops when the monitored valid metric (default
-Recall@20) has not improved for ``patience`` evaluations or after ``epochs``.
+Recall@20) has not improved for ``patience`` evaluations or after ``epochs``. With
+``train.lr_plateau: {factor, patience, min_lr}`` the learning rate is multiplied by ``factor``
+(not below ``min_lr``) whenever the monitored metric has not improved for that plateau's own
+``patience`` evaluations, the schedule of ``torch.optim.lr_scheduler.ReduceLROnPlateau`` in
+mode max with threshold 0 and no cooldown; its counter is part of the resumable state.
 The best state is kept in ``best.pt``; ``last.pt`` (model, optimiser, RNG and early-stopping
 state) is written atomically after every epoch so a killed run resumes exactly.
 """
@@ -71,7 +75,8 @@ class Trainer:
         self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_config)
         self.monitor = str(train_config["monitor"])
         self.scaler = torch.amp.GradScaler(model.device.type, enabled=train_config.get("amp") == "fp16")
-        self.state = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "bad_evals": 0, "stopped": False}
+        self.state = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "bad_evals": 0, "stopped": False,
+                      "plateau_evals": 0}
 
     def _checkpoint(self) -> dict:
         return {
@@ -91,7 +96,7 @@ class Trainer:
         ckpt = torch.load(self.run_dir / "last.pt", map_location=self.model.device, weights_only=False)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.state = ckpt["state"]
+        self.state = {"plateau_evals": 0, **ckpt["state"]}
         torch.set_rng_state(ckpt["torch_rng"])
         self._truncate_metrics(self.state["epoch"])
         log.info("resumed from epoch %d (best %s %.5f at epoch %d)", self.state["epoch"], self.monitor,
@@ -167,6 +172,21 @@ class Trainer:
         return torch.autocast(device_type=self.model.device.type, dtype=AMP_DTYPES[amp])
 
 
+    def _lower_lr_on_plateau(self, epoch: int) -> None:
+        """One more evaluation without gain: multiply the learning rate by ``lr_plateau.factor``
+        (not below ``min_lr``) after ``lr_plateau.patience`` of them, then count again."""
+        plateau = self.cfg.get("lr_plateau")
+        if not plateau:
+            return
+        self.state["plateau_evals"] += 1
+        if self.state["plateau_evals"] < int(plateau["patience"]):
+            return
+        self.state["plateau_evals"] = 0
+        for group in self.optimizer.param_groups:
+            group["lr"] = max(group["lr"] * float(plateau["factor"]), float(plateau["min_lr"]))
+        log.info("epoch %d: %s has not improved for %d evaluations; learning rate lowered to %.3g", epoch,
+                 self.monitor, int(plateau["patience"]), self.optimizer.param_groups[0]["lr"])
+
     def fit(self) -> dict:
         """Train until early stopping; returns the state (best epoch and value)."""
         max_epochs = int(self.cfg["epochs"])
@@ -177,7 +197,8 @@ class Trainer:
             start, start_cpu = time.perf_counter(), time.process_time()
             losses = self._train_epoch(epoch)
             record = {"epoch": epoch, "train_seconds": time.perf_counter() - start,
-                      "train_cpu_seconds": time.process_time() - start_cpu, **losses}
+                      "train_cpu_seconds": time.process_time() - start_cpu, **losses,
+                      "lr": self.optimizer.param_groups[0]["lr"]}
             if epoch % eval_every == 0 or epoch == max_epochs:
                 start = time.perf_counter()
                 valid = distributed.broadcast(
@@ -186,12 +207,13 @@ class Trainer:
                 record.update({f"valid/{k}": v for k, v in valid.items()})
                 value = valid[self.monitor]
                 if value > self.state["best_value"]:
-                    self.state.update(best_value=value, best_epoch=epoch, bad_evals=0)
+                    self.state.update(best_value=value, best_epoch=epoch, bad_evals=0, plateau_evals=0)
                     self._save_on_main({"model": self.model.state_dict(), "epoch": epoch, "valid": valid},
                                   self.run_dir / "best.pt")
                 else:
                     self.state["bad_evals"] += 1
                     self.state["stopped"] = self.state["bad_evals"] >= patience
+                    self._lower_lr_on_plateau(epoch)
                 log.info("epoch %d loss %.5f valid %s %.5f (best %.5f @ %d)", epoch, losses.get("loss", math.nan),
                          self.monitor, value, self.state["best_value"], self.state["best_epoch"])
             self.state["epoch"] = epoch

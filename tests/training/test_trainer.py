@@ -86,7 +86,7 @@ class _ExplodingBPR(BPRMF):
 def test_non_finite_loss_stops_with_epoch_batch_and_term(planted, tmp_path):
     config = _config(tmp_path, "bpr", epochs=10)
     run = build(config, torch.device("cpu"), planted)
-    net, task = run.model, run.task
+    task = run.task
     exploding = _ExplodingBPR(planted, config["model"], None)
     from recsys.training.trainer import Trainer
 
@@ -145,3 +145,56 @@ def test_run_saves_per_user_test_metrics_and_its_environment(planted, tmp_path):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert results["train_seconds"] == pytest.approx(sum(r["train_seconds"] for r in records))
     assert load_yaml(run_dir / "config.yaml")["seed"] == results["seed"]
+
+
+def _expected_lrs(valid: list[float], lr: float, factor: float, patience: int, min_lr: float) -> list[float]:
+    """Brute-force replay of the plateau rule: the lr each epoch trained with, given the valid curve."""
+    lrs, best, waiting = [], -np.inf, 0
+    for value in valid:
+        lrs.append(lr)
+        if value > best:
+            best, waiting = value, 0
+        else:
+            waiting += 1
+            if waiting == patience:
+                lr, waiting = max(lr * factor, min_lr), 0
+    return lrs
+
+
+def test_lr_plateau_lowers_the_rate_after_evaluations_without_gain(planted, tmp_path):
+    plateau = {"factor": 0.5, "patience": 2, "min_lr": 0.01}
+    train(_config(tmp_path, "bpr", lr=0.08, epochs=40, patience=12, lr_plateau=plateau), dataset=planted)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    valid, lrs = [r["valid/recall@20"] for r in records], [r["lr"] for r in records]
+    assert lrs == pytest.approx(_expected_lrs(valid, 0.08, 0.5, 2, 0.01))
+    assert lrs[0] == 0.08 and min(lrs) < 0.08, "the valid curve of this run has plateaus: the rate must drop"
+
+
+def test_lr_plateau_state_survives_a_resume(planted, tmp_path):
+    plateau = {"factor": 0.5, "patience": 1, "min_lr": 1e-4}
+    full = train(_config(tmp_path / "full", "bpr", lr=0.08, epochs=10, patience=20, lr_plateau=plateau),
+                 dataset=planted)
+
+    def crash_at_epoch_6(epoch, _):
+        if epoch == 6:
+            raise _Crash
+
+    crashed_config = _config(tmp_path / "crash", "bpr", lr=0.08, epochs=10, patience=20, lr_plateau=plateau)
+    with pytest.raises(_Crash):
+        train(crashed_config, on_evaluate=crash_at_epoch_6, dataset=planted)
+    resumed = train(crashed_config, run_dir=tmp_path / "crash" / "run", resume=True, dataset=planted)
+    assert resumed["valid"] == full["valid"] and resumed["test"] == full["test"]
+    lrs = [[json.loads(line)["lr"] for line in (tmp_path / run / "run" / "metrics.jsonl").read_text().splitlines()]
+           for run in ("full", "crash")]
+    assert lrs[0] == lrs[1] and min(lrs[0]) < 0.08
+
+
+@pytest.mark.parametrize("plateau, message", [
+    ({"factor": 1.5, "patience": 2, "min_lr": 0.0}, "factor"),
+    ({"factor": 0.5, "patience": 0, "min_lr": 0.0}, "patience"),
+    ({"factor": 0.5, "patience": 2}, "exactly the keys"),
+    (0.5, "must be null or a mapping"),
+])
+def test_bad_lr_plateau_is_a_config_error(tmp_path, plateau, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(tmp_path, "bpr", lr_plateau=plateau)
