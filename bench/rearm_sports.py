@@ -62,7 +62,7 @@ def run(model: str, args) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     run = build(config, torch.device("cpu"))
-    dataset, net, task = run.dataset, run.model, run.task
+    net, task = run.model, run.task
     setup_seconds = time.perf_counter() - started
     trainer = Trainer(net, task, config["train"], run_dir)
     budget, max_epochs = args.minutes * 60, int(config["train"]["epochs"])

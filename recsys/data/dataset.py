@@ -8,7 +8,6 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.errors import DataError
 
 SPLITS = ("train", "valid", "test")
 

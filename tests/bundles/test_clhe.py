@@ -96,7 +96,7 @@ def test_bundle_view_keeps_a_share_of_each_bundle(tmp_path, bundles, augment):
 def test_completion_ignores_input_order_and_padding(trained, bundles):
     _, folder = trained
     run = build(_config(folder), torch.device("cpu"), bundles)
-    model, task = run.model, run.task
+    model = run.model
     model.eval()
     cache = model.completion_cache()
     pad = bundles.n_items

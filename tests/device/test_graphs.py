@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.graphs import GraphStore, build_bipartite, cooccurrence_graph, cosine_topk, interest_knn_graph, knn_graph
+from recsys.graphs import GraphStore, cooccurrence_graph, cosine_topk, interest_knn_graph, knn_graph
 from recsys.graphs.knn import float32_error
 from recsys.nn import compact_csr, propagate, sparse_matmul
 from tests.graphs.reference import cosine, knn_dense, mean_items, ordered_topk, random_interactions
