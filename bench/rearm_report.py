@@ -2,7 +2,8 @@
 
 Reads ``results/rearm_graphs.json`` (rearm_graphs.py: graph building on Clothing, the CPU's
 matrix-product rate), ``results/rearm.json`` (rearm_speed.py: epoch speed and profile;
-rearm_sports.py: Sports with its text features) and ``results/id_baselines.json`` (the
+rearm_sports.py: Sports with its text features; rearm_clothing.py: Clothing to early
+stopping) and ``results/id_baselines.json`` (the
 protocol LightGCN run REARM is compared with). Every figure of the section comes from those
 files; the only constants here are the targets of issue 3. Run it after any of those scripts:
 
@@ -127,10 +128,49 @@ def sports_paragraph(sports: dict, baselines: dict) -> str:
             f"REARM's {compare('recall@20', 'Recall@20')[4:]}, {compare('ndcg@20', 'NDCG@20')}.")
 
 
+def clothing_paragraph(clothing: dict) -> str:
+    sittings, epochs = clothing.get("sittings", []), clothing.get("epochs", [])
+    data = next((s["data"] for s in sittings if s.get("data")), None)
+    if not epochs or data is None:
+        return ""
+    cpu = sorted(e["train_cpu_seconds"] for e in epochs if e.get("train_cpu_seconds"))
+    wall = sorted(e["train_seconds"] for e in epochs)
+    evaluation = sorted(e["eval_seconds"] for e in epochs if e.get("eval_seconds"))
+    best = max((e for e in epochs if e["valid_recall@20"] is not None), key=lambda e: e["valid_recall@20"])
+    peak = max(s["peak_rss_mb"] for s in sittings)
+    starts = [s["seconds_to_first_evaluation"] for s in sittings if s.get("seconds_to_first_evaluation")]
+    loads = [s["load_before"][0] for s in sittings] + [s["load_after"][0] for s in sittings]
+    threads = sorted({s["threads"] for s in sittings})
+    target = clothing["memory_target_gb"]
+    results = clothing.get("results")
+    if results:
+        state = (f"early stopping ended it after {results['epochs_run']} epochs (best valid epoch "
+                 f"{results['best_epoch']}, {sum(e['train_seconds'] for e in epochs) / 3600:.1f} h of training); "
+                 f"test Recall@20 {results['test']['recall@20']:.4f} / NDCG@20 {results['test']['ndcg@20']:.4f} "
+                 "(stand-in features: a check that training converges, not a Clothing accuracy)")
+    else:
+        state = (f"not converged yet: {len(epochs)} epochs over {len(sittings)} sitting(s), best valid Recall@20 "
+                 f"{best['valid_recall@20']:.4f} at epoch {best['epoch']} (stand-in features); the same command "
+                 "resumes it")
+    return (f"**Clothing at full size** (`rearm_clothing.py`: the Clothing split, {data['users']:,} users, "
+            f"{data['items']:,} items, {data['train']:,} train interactions, stand-in features; "
+            f"`{clothing['recipe']}`, trained user interest; {'/'.join(map(str, threads))} thread(s), load average "
+            f"{_range(loads, '.1f')}): an epoch costs {cpu[len(cpu) // 2]:.0f} CPU-s "
+            f"({wall[len(wall) // 2]:.0f} s wall; medians), a full validation "
+            f"{evaluation[len(evaluation) // 2]:.1f} s, "
+            f"the first evaluation comes {_range(starts, '.0f')} s after launch (data, graphs, model, one epoch); "
+            f"peak resident memory {_gb(peak)} against the {target:g} GB target "
+            f"({'met' if peak / 1024 <= target else 'NOT met'}; the reference code: "
+            f"{clothing['reference_peak_gb']:g} GB); "
+            f"{state}.")
+
+
 def markdown(graphs: dict, rearm: dict, baselines: dict) -> str:
     paragraphs = [graphs_paragraph(graphs, rearm.get("speed", {})), speed_paragraph(rearm.get("speed", {})),
-                  sports_paragraph(rearm.get("sports", {}), baselines)]
-    return "\n\n".join([BEGIN + "\n## REARM (`rearm_graphs.py`, `rearm_speed.py`, `rearm_sports.py`)",
+                  sports_paragraph(rearm.get("sports", {}), baselines),
+                  clothing_paragraph(rearm.get("clothing", {}))]
+    title = "## REARM (`rearm_graphs.py`, `rearm_speed.py`, `rearm_sports.py`, `rearm_clothing.py`)"
+    return "\n\n".join([BEGIN + "\n" + title,
                         "Results in `results/rearm_graphs.json` and `results/rearm.json` (this section: "
                         "`rearm_report.py`); each entry records its commit and the load average of the shared "
                         "machine when it ran.", *[p for p in paragraphs if p], END])

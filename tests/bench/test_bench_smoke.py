@@ -128,6 +128,26 @@ def test_rearm_scripts_and_their_report(bench_env, tmp_path):
     assert "**Training speed on Baby-sized inputs**" in text and "**Graphs for Clothing**" not in text
 
 
+def test_rearm_clothing_resumes_over_sittings_and_reports_memory(bench_env, tmp_path):
+    out, work = tmp_path / "rearm.json", tmp_path / "work"
+    common = ("--work", str(work), "--cache", str(tmp_path / "cache"), "--out", str(out), "--threads", "1")
+    run(bench_env, "rearm_clothing.py", *common, "--max-epochs", "1")
+    first = json.loads(out.read_text())["clothing"]
+    assert [e["epoch"] for e in first["epochs"]] == [1] and first["results"]["epochs_run"] == 1
+    run(bench_env, "rearm_clothing.py", *common, "--max-epochs", "2")
+    clothing = json.loads(out.read_text())["clothing"]
+    assert [e["epoch"] for e in clothing["epochs"]] == [1, 2], "the second sitting resumes after epoch 1"
+    assert [s["first_epoch"] for s in clothing["sittings"]] == [1, 2]
+    assert all(s["peak_rss_mb"] > 0 and s["ended_by"] == "run finished" for s in clothing["sittings"])
+    assert_environment(clothing["sittings"][-1])
+    readme = tmp_path / "README.md"
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    (results_dir / "rearm.json").write_text(out.read_text())
+    run(bench_env, "rearm_report.py", "--results", str(results_dir), "--readme", str(readme))
+    assert "**Clothing at full size**" in readme.read_text()
+
+
 def test_rearm_report_writes_every_paragraph_from_the_recorded_results(bench_env):
     readme = bench_env["root"] / "rearm_report.md"
     run(bench_env, "rearm_report.py", "--results", str(BENCH / "results"), "--readme", str(readme))
@@ -215,3 +235,34 @@ def test_dry_run_memory_estimates_and_measures(bench_env):
     assert results(bench_env, "dry_run_memory.json")["cases"]["rearm, fixed user interest"]["measured_bytes"] == \
         case["measured_bytes"], "--estimate-only keeps the recorded measurement"
     assert "Dry-run memory estimate" in section(bench_env, "dry_run_memory")
+
+
+TINY_SUITE = """
+name: tiny
+seeds: 1
+baseline: bpr
+config:
+  threads: 1
+  device: cpu
+  train: {epochs: 1, eval_every: 1, batch_size: 512, lr: 0.01}
+  eval: {ks: [20], metrics: [recall, ndcg]}
+datasets:
+  synth: {format: synthetic, synthetic: {n_users: 80, n_items: 40, interactions_per_user: 8}}
+search: {trials: 1, sampler: {name: random, seed: 0}, pruner: {name: none}}
+models:
+  bpr: {}
+  lightgcn: {space: {model.n_layers: {type: int, low: 1, high: 2}}}
+"""
+
+
+def test_benchmark_record_copies_the_leaderboard_and_writes_its_section(bench_env, tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY_SUITE)
+    subprocess.run([sys.executable, "-m", "recsys", "benchmark", str(suite), "--output-dir", str(tmp_path / "out")],
+                   env=bench_env["env"], cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    run(bench_env, "benchmark_record.py", str(suite), "--folder", str(tmp_path / "out" / "tiny"))
+    recorded = bench_env["results"] / "benchmarks" / "tiny"
+    assert {"leaderboard.md", "leaderboard.csv", "selection.json", "progress.json"} <= {p.name for p in
+                                                                                      recorded.iterdir()}
+    text = section(bench_env, "benchmark_tiny")
+    assert "runs 2 of 2, search trials 1 of 1" in text and "lightgcn" in text
