@@ -53,6 +53,16 @@ two sides differ by as much. ``--same-init`` starts our side from the reference'
 parameters (saved by the logger, mapped by ``PARAMETER_MAP``); given those parameters and the
 reference's graphs, our loss on a batch equalled the reference's to 1e-6 in a check by hand,
 so what remains are the graphs' tie-breaking and the random draws (negatives, dropout).
+The README section reports the --same-init run of the same command (written with
+``--out results/rearm_parity_same_init.json --no-readme``) beside the default one, and the
+spread of our side alone over other seeds (``--seed S --out results/rearm_parity_seed-S.json
+--no-readme``, without ``--reference``); ``--report`` rewrites the section from those files:
+
+    python bench/rearm_parity.py --reference R --reference-python PY --work W
+    python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init \
+        --out bench/results/rearm_parity_same_init.json --no-readme
+    python bench/rearm_parity.py --seed 2026 --out bench/results/rearm_parity_seed-2026.json --no-readme
+    python bench/rearm_parity.py --report
 """
 from __future__ import annotations
 
@@ -65,7 +75,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,7 +83,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, write_readme_section  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, read_json, write_readme_section  # noqa: E402
 from parity_data import build_parity_dataset  # noqa: E402
 
 from recsys import io  # noqa: E402
@@ -86,6 +95,9 @@ REFERENCE_COMMIT = "6502a00"
 DATASET_NAME = "parity"
 EVAL_EVERY = 5
 TOLERANCE = 0.03
+SPEED_GOAL = 6.0
+SAME_INIT = RESULTS / "rearm_parity_same_init.json"
+SEED_RUNS = "rearm_parity_seed-*.json"
 LOAD_SAMPLE_SECONDS = 5.0
 BEGIN, END = "<!-- rearm_parity:begin -->", "<!-- rearm_parity:end -->"
 SIDE_COLOURS = {"reference": "tab:blue", "ours": "tab:orange"}
@@ -490,7 +502,31 @@ def plot(results: dict, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100)
 
 
-def markdown(results: dict) -> str:
+def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> list[str]:
+    """The --same-init run of the same command, and our side alone at other seeds (its spread)."""
+    lines = []
+    if same_init and "comparison" in same_init and not results["same_init"]:
+        rows = same_init["comparison"]["checkpoints"]
+        lines += ["", f"With `--same-init` (commit {same_init['commit']}; our side from the reference's initial "
+                  "parameters, everything else the same): gap per checkpoint "
+                  + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
+                  + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{same_init['verdict']}**."]
+    if seed_runs:
+        last = results["epochs"]
+        by_seed = sorted((other["seed"], next(r["valid"]["recall@20"] for r in other["sides"]["ours"]["epochs"]
+                                            if r["epoch"] == last and "valid" in r)) for other in seed_runs)
+        own = next(r["valid"]["recall@20"] for r in results["sides"]["ours"]["epochs"]
+                   if r["epoch"] == last and "valid" in r)
+        values = [own] + [v for _, v in by_seed]
+        lines += ["", f"Our side alone at other seeds (same input and hyper-parameters; the spread one seed change makes): "
+                  f"valid Recall@20 after epoch {last} "
+                  + ", ".join(f"seed {seed} {value:.4f}" for seed, value in by_seed)
+                  + f", against {own:.4f} at seed {results['seed']}; range {min(values):.4f} to {max(values):.4f} "
+                  f"({max(values) / min(values) - 1:.1%})."]
+    return lines
+
+
+def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict] = ()) -> str:
     data = results["data"]
     lines = [BEGIN, "## REARM against the reference code (`rearm_parity.py`)", "",
              f"Commit {results['commit']}, {results['date']}; reference code "
@@ -520,6 +556,13 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {t['median_epoch_seconds']:.2f} | {t['median_epoch_cpu_seconds']:.2f} | "
                      f"{t['setup_seconds']:.1f} | {t['peak_rss_mb']:.0f} | {load['before'][0]} / "
                      f"{load['during_1min']['mean']}, {load['during_1min']['max']} / {load['after'][0]} |")
+    if "reference" in results["sides"]:
+        ref, own = results["sides"]["reference"]["timing"], results["sides"]["ours"]["timing"]
+        wall, cpu = ref["median_epoch_seconds"] / own["median_epoch_seconds"], \
+            ref["median_epoch_cpu_seconds"] / own["median_epoch_cpu_seconds"]
+        lines += ["", f"Our epoch is {wall:.1f}x faster than the reference's in wall time ({cpu:.1f}x in CPU time); "
+                  f"goal {SPEED_GOAL:g}x: {'met' if wall >= SPEED_GOAL else 'NOT met'}."]
+    lines += companions(results, same_init, seed_runs)
     if "neighbours" in results:
         parts = [f"{kind} {v['share_differing']:.1%} of {v['rows_with_neighbours']:,} rows (k = {v['k']}; "
                  f"{v['other']} not explained by a tie)" for kind, v in results["neighbours"].items()]
@@ -554,6 +597,9 @@ def parse_args(argv=None):
     parser.add_argument("--work", type=Path, default=None, help="keep inputs, logs and the reference copy here")
     parser.add_argument("--out", type=Path, default=OUT, help="results JSON (the plot goes beside it, .png)")
     parser.add_argument("--no-readme", action="store_true", help="do not write the bench/README.md section")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the README section from --out, the --same-init results and the "
+                             f"{SEED_RUNS} runs of our side at other seeds")
     parser.add_argument("--ours-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
@@ -633,11 +679,17 @@ def main(argv=None) -> int:
     if args.ours_worker:
         run_ours_worker(args)
         return 0
-    results = run(args)
-    io.write_json(args.out, results)
-    plot(results, args.out.with_suffix(".png"))
+    if args.report:
+        results = read_json(args.out, None)
+        if results is None:
+            raise SystemExit(f"{args.out} does not exist: run the comparison first")
+    else:
+        results = run(args)
+        io.write_json(args.out, results)
+        plot(results, args.out.with_suffix(".png"))
     if not args.no_readme:
-        write_readme_section(markdown(results), BEGIN, END)
+        write_readme_section(markdown(results, read_json(SAME_INIT, None),
+                                      [read_json(p, None) for p in sorted(RESULTS.glob(SEED_RUNS))]), BEGIN, END)
     for row in results.get("comparison", {}).get("checkpoints", []):
         print(f"epoch {row['epoch']:3d}  valid R@20 reference {row['reference_recall@20']:.4f}  "
               f"ours {row['ours_recall@20']:.4f}  gap {row['recall_gap']:+.1%}")
