@@ -178,9 +178,16 @@ def plot(results: dict, path: Path) -> None:
 
 def markdown(results: dict) -> str:
     lines = [BEGIN, "## REARM time to accuracy (`rearm_time_to_accuracy.py`)", ""]
-    lines.append(f"Commit {results['commit']}, {results['date']}; parity data of `rearm_parity.py`; "
-                 f"{results['threads']} threads, CPU count {results['cpu_count']}; load average before "
-                 f"{', '.join(f'{x:.2f}' for x in results['load_before'])}. Recipe: "
+    runs = []
+    for name in ("recipe", "published"):
+        env = ((results["runs"].get(name) or {}).get("results") or {}).get("environment")
+        if env:
+            runs.append(f"{name} run: commit {env['commit']}{'+changes' if env.get('uncommitted_changes') else ''}, "
+                        f"{env['date']}, {env['torch_threads']} torch thread(s), load average at its end "
+                        f"{env['load_average'][0]:.2f}")
+    lines.append(f"Parity data of `rearm_parity.py`; CPU count {results['cpu_count']}; "
+                 + "; ".join(runs) + " (the recipe is the timed run, alone on the machine; the published run is "
+                 "an accuracy run). Recipe: "
                  f"`{CONFIGS['recipe'].relative_to(REPO)}` (train: "
                  f"{', '.join(f'{k} {v}' for k, v in results['recipe_train'].items())}); published: "
                  f"`{CONFIGS['published'].relative_to(REPO)}`. Plot: `results/{OUT.with_suffix('.png').name}`.")
