@@ -49,7 +49,7 @@ from itertools import combinations
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, peak_memory_mb, read_json, write_readme_section  # noqa: E402
 
 OUT = RESULTS / "rearm_profile.json"
 EXPERIMENT = REPO / "configs" / "experiments" / "rearm_sports.yaml"
@@ -286,6 +286,32 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
     }
 
 
+BEGIN, END = "<!-- rearm_profile:begin -->", "<!-- rearm_profile:end -->"
+
+
+def markdown(results: dict) -> str:
+    """Per thread count: epoch and step times, the stages, the floor's terms and the ratio."""
+    lines = [BEGIN, "## Where a REARM step goes (`rearm_profile.py`)", "",
+             "The published Sports settings with trained user interest on the parity input; CPU seconds are "
+             "summed over threads (on T busy threads an ideal step takes floor / T of wall time); the floor is "
+             "the dense and sparse products and the optimiser's memory traffic at this machine's measured rates "
+             "(the script's docstring).", ""]
+    for label, r in sorted(results.items()):
+        data, stages = r["input"], r["stage_cpu_ms"]
+        epoch_wall = statistics.median(e["train_seconds"] for e in r["epochs"])
+        epoch_cpu = statistics.median(e["train_cpu_seconds"] for e in r["epochs"])
+        floor = ", ".join(f"{name} {seconds * 1e3:.0f}" for name, seconds in r["floor_cpu_seconds"].items())
+        lines += [f"**{r['threads']} thread(s)** (commit {r['commit']}, load average {r['load_average'][0]:.2f}, "
+                  f"{data['users']:,} users, {data['items']:,} items, {data['batches_per_epoch']} batches per epoch): "
+                  f"epoch {epoch_wall:.2f} s wall / {epoch_cpu:.2f} CPU-s (median); step "
+                  f"{r['step_wall_seconds_median'] * 1e3:.0f} ms wall / "
+                  f"{r['step_cpu_seconds_median'] * 1e3:.0f} CPU-ms "
+                  f"(median) against a floor of {r['floor_cpu_seconds_total'] * 1e3:.0f} CPU-ms ({floor}): "
+                  f"{r['step_over_floor']:.2f}x the floor. Stages, CPU-ms: "
+                  + ", ".join(f"{name} {ms:.0f}" for name, ms in stages.items()) + ".", ""]
+    return "\n".join(lines + [END])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -295,7 +321,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--omp-passive", action="store_true", help="run the children with OMP_WAIT_POLICY=PASSIVE")
     parser.add_argument("--single", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--report", action="store_true", help="only rewrite the README section from the results")
     args = parser.parse_args()
+    if args.report:
+        write_readme_section(markdown(read_json(OUT, {})), BEGIN, END)
+        return
     if args.single:
         print(json.dumps(measure(args.data, args.single, args.epochs, args.repeats)))
         return
@@ -315,6 +345,7 @@ def main() -> None:
               f"/ {statistics.mean(e['train_seconds'] for e in result['epochs']):.2f} s per epoch; step "
               f"{result['step_cpu_seconds_median']:.3f} CPU-s, floor {result['floor_cpu_seconds_total']:.3f} CPU-s "
               f"({result['step_over_floor']}x)", flush=True)
+    write_readme_section(markdown(read_json(OUT, {})), BEGIN, END)
 
 
 if __name__ == "__main__":

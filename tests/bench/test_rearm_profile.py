@@ -37,3 +37,6 @@ def test_profile_of_a_tiny_input(tmp_path):
     assert abs(result["floor_cpu_seconds_total"] - sum(floor.values())) < 1e-3
     assert result["machine"]["gemm_multiply_adds_per_second"] > 0 and result["step_cpu_seconds_median"] > 0
     assert result["profile_one_step"] and result["threads"] == 1
+    text = rearm_profile.markdown({"1-thread": {**result, "commit": "abc1234"}})
+    assert text.startswith(rearm_profile.BEGIN) and text.endswith(rearm_profile.END)
+    assert f"{result['step_over_floor']:.2f}x the floor" in text and "commit abc1234" in text
