@@ -266,3 +266,11 @@ def test_benchmark_record_copies_the_leaderboard_and_writes_its_section(bench_en
                                                                                       recorded.iterdir()}
     text = section(bench_env, "benchmark_tiny")
     assert "runs 2 of 2, search trials 1 of 1" in text and "lightgcn" in text
+    run(bench_env, "benchmark_analysis.py", str(suite), "--folder", str(tmp_path / "out" / "tiny"))
+    analysis = json.loads((recorded / "analysis.json").read_text())["datasets"]["synth"]
+    assert analysis["baseline"] == "bpr" and set(analysis["seeds"]) == {"bpr", "lightgcn"}
+    activity = analysis["groups"]["activity"]
+    assert sum(row["users"] for row in activity.values()) == sum(
+        row["users"] for row in analysis["groups"]["cold test items"].values()), "every tested user in one bucket"
+    assert all(0.0 <= row["models"]["lightgcn"]["wilcoxon_p"] <= 1.0 for row in activity.values())
+    assert "user groups" in section(bench_env, "benchmark_tiny_analysis")
