@@ -41,116 +41,34 @@ def _batch(dataset, size=64, seed=0):
 
 
 # ----------------------------------------------------------------- dense reference transcription
-def _mha(attention) -> nn.MultiheadAttention:
-    mha = nn.MultiheadAttention(1, 1, batch_first=True).double()
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(attention.in_weight[:, None])
-        mha.in_proj_bias.copy_(attention.in_bias)
-        mha.out_proj.weight.copy_(attention.out_weight[None, :])
-        mha.out_proj.bias.copy_(attention.out_bias)
-    return mha.eval()
+def _attend(attention, query, key_value):
+    """``nn.MultiheadAttention(1, 1)`` (eval mode, no dropout) with the weights of our attention."""
+    mha = nn.MultiheadAttention(1, 1, batch_first=True).to(query.dtype).eval()
+    weights = {"in_proj_weight": attention.in_weight[:, None], "in_proj_bias": attention.in_bias,
+               "out_proj.weight": attention.out_weight[None, :], "out_proj.bias": attention.out_bias}
+    kv = key_value.unsqueeze(2)
+    out = torch.func.functional_call(mha, weights, (query.unsqueeze(2), kv, kv), {"need_weights": False})
+    return out[0].squeeze(2)
 
 
-def _reference_representation(model: REARM, graphs: GraphStore) -> torch.Tensor:
-    """The reference code's forward() (two modalities, eval mode), with dense matrices,
-    nn.MultiheadAttention and the U × D user interest tables, in float64."""
-    dense = lambda a: a.to_dense().double()  # noqa: E731
-    d, n_users = model.dim, model.n_users
-    ln, act = model.norm.double(), model.act.double()
-    item_graph, user_graph, adjacency = dense(model.item_graph), dense(model.user_graph), dense(model.adjacency)
-
-    item = torch.cat([model.item_id] + [proj(x) for proj, x in zip(model.item_proj, model.item_features)], 1)
-    for _ in range(model.n_item_layers):
-        item = item_graph @ item
-    item = F.normalize(item)
-    interest = [graphs.user_interest(m).double() for m in model.modalities]
-    user = torch.cat([model.user_id] + [proj(p) for proj, p in zip(model.user_proj, interest)], 1)
-    for _ in range(model.n_user_layers):
-        user = user_graph @ user
-    user = F.normalize(user)
-    item_id, v, t = item.split(d, 1)
-    user_id, uv, ut = user.split(d, 1)
-
-    def attend(attention, query, key_value):
-        kv = key_value.unsqueeze(2)
-        return _mha(attention)(query.unsqueeze(2), kv, kv, need_weights=False)[0].squeeze(2)
-
-    self_v, self_t = model.self_attention
-    cross_v, cross_t = model.cross_attention
-    v = act(ln(v + attend(self_v, v, v)))
-    t = act(ln(t + attend(self_t, t, t)))
-    t2v = act(ln(v + attend(cross_v, t, v)))
-    v2t = act(ln(t + attend(cross_t, v, t)))
-
-    def mean_of_layers(x):
-        layers = [x]
-        for _ in range(model.n_layers):
-            layers.append(adjacency @ layers[-1])
-        return torch.stack(layers).mean(0)
-
-    feats = mean_of_layers(torch.cat([torch.cat([act(uv), act(ut)], 1), torch.cat([t2v, v2t], 1)], 0))
-    ids = mean_of_layers(torch.cat([user_id, item_id], 0))
-
-    shares = []
-    for rows, knowledge, mlp1, mlp2 in ((slice(None, n_users), model.user_knowledge, model.user_factor_in,
-                                         model.user_factor_out),
-                                        (slice(n_users, None), model.item_knowledge, model.item_factor_in,
-                                         model.item_factor_out)):
-        kappa = knowledge(feats[rows])
-        w1 = mlp1(kappa).reshape(-1, d, model.rank)
-        w2 = mlp2(kappa).reshape(-1, model.rank, d)
-        w1 = F.softmax(w1 + w1.mean(0), dim=1)
-        w2 = F.softmax(w2 + w2.mean(0), dim=1)
-        middle = (ids[rows].unsqueeze(-1) * w1).sum(1)
-        shares.append((middle.unsqueeze(-1) * w2).sum(1))
-    share = torch.cat(shares)
-    return torch.cat([act(feats[:, :d]) + ids, act(feats[:, d:]) + ids, act(share) + ids], 1)
-
-
-@pytest.mark.parametrize("train_user_interest", [True, False])
-def test_forward_equals_dense_reference_transcription(planted, train_user_interest):
-    dataset = _with_image(planted)
-    model = _model(dataset, modalities=["image", "text"], n_item_layers=2, train_user_interest=train_user_interest,
-                   item_modality_weights={"image": 0.3, "text": 0.7}).double()
-    model.eval()
-    for buffer in ("item_graph", "item_graph_t", "user_graph", "user_graph_t", "adjacency"):
-        setattr(model, buffer, getattr(model, buffer).double())
-    if not train_user_interest:
-        for name in ("mean_items", "mean_items_t", "initial_features_0", "initial_features_1"):
-            setattr(model, name, getattr(model, name).double())
-    users, items = model.embeddings()
-    with torch.no_grad():
-        expected = _reference_representation(model, GraphStore(dataset, "cpu"))
-    # float32 inputs (graph weights, user interest table) limit the agreement to ~1e-7
-    torch.testing.assert_close(torch.cat([users, items]), expected, rtol=1e-6, atol=1e-7)
-
-
-def _straightforward_loss(model: REARM, users, pos, neg) -> torch.Tensor:
-    """The training loss composed from plain modules and autograd (dense graphs, the U × D user
-    interest tables through nn.Linear, nn.MultiheadAttention without dropout, the meta-network
-    over every node, recsys.losses.info_nce), in the model's dtype."""
+def _dense_forward(model: REARM, user_tables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference code's forward() for two modalities, composed from plain modules and
+    autograd: dense graphs, the U × D user interest tables ``user_tables`` through nn.Linear,
+    nn.MultiheadAttention without dropout, the meta-network over every node. Returns the final
+    representations of all users then all items, and F (the modality parts after propagation)."""
     d, n_users = model.dim, model.n_users
     ln, act = model.norm, model.act
     item = torch.cat([model.item_id] + [proj(x) for proj, x in zip(model.item_proj, model.item_features)], 1)
     for _ in range(model.n_item_layers):
         item = model.item_graph.to_dense() @ item
-    user = torch.cat([model.user_id] + [proj(p) for proj, p in zip(model.user_proj, model.user_interest)], 1)
+    user = torch.cat([model.user_id] + [proj(p) for proj, p in zip(model.user_proj, user_tables)], 1)
     for _ in range(model.n_user_layers):
         user = model.user_graph.to_dense() @ user
     item_id, v, t = F.normalize(item).split(d, 1)
     user_id, uv, ut = F.normalize(user).split(d, 1)
-
-    def attend(attention, query, key_value):
-        mha = nn.MultiheadAttention(1, 1, batch_first=True).to(query.dtype).eval()
-        weights = {"in_proj_weight": attention.in_weight[:, None], "in_proj_bias": attention.in_bias,
-                   "out_proj.weight": attention.out_weight[None, :], "out_proj.bias": attention.out_bias}
-        kv = key_value.unsqueeze(2)
-        out = torch.func.functional_call(mha, weights, (query.unsqueeze(2), kv, kv), {"need_weights": False})
-        return out[0].squeeze(2)
-
-    v = act(ln(v + attend(model.self_attention[0], v, v)))
-    t = act(ln(t + attend(model.self_attention[1], t, t)))
-    v, t = act(ln(v + attend(model.cross_attention[0], t, v))), act(ln(t + attend(model.cross_attention[1], v, t)))
+    v = act(ln(v + _attend(model.self_attention[0], v, v)))
+    t = act(ln(t + _attend(model.self_attention[1], t, t)))
+    v, t = act(ln(v + _attend(model.cross_attention[0], t, v))), act(ln(t + _attend(model.cross_attention[1], v, t)))
     adjacency = model.adjacency.to_dense()
 
     def mean_of_layers(x):
@@ -173,7 +91,33 @@ def _straightforward_loss(model: REARM, users, pos, neg) -> torch.Tensor:
         w2 = F.softmax(w2 + w2.mean(0), dim=1)
         shares.append(torch.bmm(torch.bmm(ids[rows].unsqueeze(1), w1), w2).squeeze(1))
     share = torch.cat(shares)
-    rep = torch.cat([act(feats[:, :d]) + ids, act(feats[:, d:]) + ids, act(share) + ids], 1)
+    return torch.cat([act(feats[:, :d]) + ids, act(feats[:, d:]) + ids, act(share) + ids], 1), feats
+
+
+@pytest.mark.parametrize("train_user_interest", [True, False])
+def test_forward_equals_dense_reference_transcription(planted, train_user_interest):
+    dataset = _with_image(planted)
+    model = _model(dataset, modalities=["image", "text"], n_item_layers=2, train_user_interest=train_user_interest,
+                   item_modality_weights={"image": 0.3, "text": 0.7}).double()
+    model.eval()
+    for buffer in ("item_graph", "item_graph_t", "user_graph", "user_graph_t", "adjacency"):
+        setattr(model, buffer, getattr(model, buffer).double())
+    if not train_user_interest:
+        for name in ("mean_items", "mean_items_t", "initial_features_0", "initial_features_1"):
+            setattr(model, name, getattr(model, name).double())
+    users, items = model.embeddings()
+    with torch.no_grad():
+        graphs = GraphStore(dataset, "cpu")
+        expected = _dense_forward(model, [graphs.user_interest(m).double() for m in model.modalities])[0]
+    # float32 inputs (graph weights, user interest table) limit the agreement to ~1e-7
+    torch.testing.assert_close(torch.cat([users, items]), expected, rtol=1e-6, atol=1e-7)
+
+
+def _straightforward_loss(model: REARM, users, pos, neg) -> torch.Tensor:
+    """The training loss from :func:`_dense_forward` (the trainable user interest tables) and
+    recsys.losses.info_nce, in the model's dtype."""
+    d, n_users = model.dim, model.n_users
+    rep, feats = _dense_forward(model, list(model.user_interest))
     u, p, n = rep[users], rep[pos + n_users], rep[neg + n_users]
     loss = bpr_loss((u * p).sum(1), (u * n).sum(1))
     fv, ft = feats.split(d, 1)
