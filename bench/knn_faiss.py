@@ -144,7 +144,8 @@ def run_case(case: str, work_dir: Path) -> dict:
         sampled = (time.process_time() - cpu) * n / sample_rows
         if full_exact:
             entry["exact"], exact = timed_graph(points, k, None)
-            entry["exact"]["sampled_over_measured"] = round(sampled / entry["exact"]["cpu_seconds"], 3)
+            measured = entry["exact"]["cpu_seconds"]
+            entry["exact"]["sampled_over_measured"] = round(sampled / measured, 3) if measured > 0 else None
             rows = np.arange(n)
         else:
             entry["exact"] = {"sample_rows": sample_rows, "sampled_cpu_seconds": round(sampled, 1)}

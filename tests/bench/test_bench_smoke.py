@@ -274,3 +274,22 @@ def test_benchmark_record_copies_the_leaderboard_and_writes_its_section(bench_en
         row["users"] for row in analysis["groups"]["cold test items"].values()), "every tested user in one bucket"
     assert all(0.0 <= row["models"]["lightgcn"]["wilcoxon_p"] <= 1.0 for row in activity.values())
     assert "user groups" in section(bench_env, "benchmark_tiny_analysis")
+
+
+def test_faiss_scripts_measure_graphs_exports_and_models(bench_env, tmp_path):
+    pytest.importorskip("faiss")
+    run(bench_env, "knn_faiss.py", "--cases", "sports", "--work-dir", str(tmp_path / "work"))
+    graphs = results(bench_env, "scaling.json")["knn_faiss"]["cases"]["sports"]["graphs"]
+    assert graphs and all(0.0 <= g["faiss_hnsw"]["recall"] <= 1.0 and g["faiss_auto"]["recall"] == 1.0
+                          for g in graphs.values()), "flat (auto at this size) finds the exact neighbours"
+    assert "kNN graphs with FAISS" in section(bench_env, "knn_faiss")
+    run(bench_env, "export_faiss.py", "--cases", "sports", "--sports-epochs", "1", "--work-dir", str(tmp_path / "work"))
+    export = results(bench_env, "export_faiss.json")["cases"]["sports"]
+    assert 0.0 <= export["recall@50"] <= 1.0 and export["recall_users"] > 0
+    assert "FAISS index" in section(bench_env, "export_faiss")
+    out = tmp_path / "downstream.json"
+    run(bench_env, "knn_downstream.py", "--dataset", "synthetic", "--models", "freedom", "--backends", "exact",
+        "faiss-hnsw", "--epochs", "2", "--eval-every", "1", "--out", str(out), "--work-dir", str(tmp_path / "down"))
+    table = json.loads(out.read_text())["table"]
+    assert {row["backend"] for row in table} == {"exact", "faiss-hnsw"}
+    assert all("relative_recall@20" in row for row in table if row["backend"] == "faiss-hnsw")
