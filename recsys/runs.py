@@ -31,6 +31,7 @@ from recsys.evaluation import PerUserMetrics
 from recsys.provenance import environment
 from recsys.serving import TrainedRun
 from recsys.training import Trainer, distributed
+from recsys.training.host_memory import fix_mmap_threshold
 from recsys.validation import validate_config
 
 log = logging.getLogger("recsys.train")
@@ -66,6 +67,7 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
     values are checked again first (a caller may have changed it since it was resolved).
     """
     validate_config(config)
+    fix_mmap_threshold()
     device = resolve_device(config["device"])
     if config["threads"]:
         torch.set_num_threads(int(config["threads"]))

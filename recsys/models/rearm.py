@@ -146,7 +146,7 @@ class REARM(Recommender):
         self._user_grad_memory = [GradientMemory() for _ in self.modalities]
         if self.train_user_interest:
             self.user_interest = nn.ParameterList(
-                [nn.Parameter(graphs.user_interest(m).detach().float().clone()) for m in self.modalities])
+                [nn.Parameter(graphs.user_interest(m).float()) for m in self.modalities])
         else:
             for index, m in enumerate(self.modalities):
                 self.register_buffer(f"initial_features_{index}", features[m].clone(), persistent=False)

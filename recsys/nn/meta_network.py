@@ -76,7 +76,7 @@ class _FactorHeads(torch.autograd.Function):
             norm = torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min_(_EPS)
             y.div_(norm)
             outputs += [y.index_select(0, rows), y.mean(0)]
-            saved += [pre, hidden, y, norm]
+            saved += [pre, y, norm]  # h = PReLU(pre) is formed again in the backward pass (less memory)
         ctx.save_for_backward(kappa, rows, *saved, *params)
         ctx.n_heads = len(params) // _PARAMS_PER_HEAD
         return tuple(outputs)
@@ -84,10 +84,11 @@ class _FactorHeads(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         kappa, rows, *rest = ctx.saved_tensors
-        saved, params = rest[:4 * ctx.n_heads], rest[4 * ctx.n_heads:]
+        saved, params = rest[:3 * ctx.n_heads], rest[3 * ctx.n_heads:]
         out = []
         for k, (_, _, slope, out_weight, _) in enumerate(_heads(params)):
-            pre, hidden, y, norm = saved[4 * k: 4 * k + 4]
+            pre, y, norm = saved[3 * k: 3 * k + 3]
+            hidden = F.prelu(pre, slope)
             n, width = y.shape
             grad_rows, grad_mean = grads[2 * k], grads[2 * k + 1]
             # contiguous: index_add_ takes a much slower path for strided sources
