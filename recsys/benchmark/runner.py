@@ -155,3 +155,24 @@ def run_suite(suite: Suite, report: Callable[[str], None] = log.info) -> dict:
     write_leaderboard(suite, selection)
     progress.line(f"finished; leaderboard in {suite.folder / 'leaderboard.md'}")
     return selection
+
+
+def report_suite(suite: Suite, report: Callable[[str], None] = log.info) -> dict:
+    """Rewrite ``selection.json`` and the leaderboard from what is finished, training nothing:
+    fixed models, and searched models whose study has its full trial budget (their best trial);
+    the leaderboard holds the finished seed runs. For a look at a benchmark that is still
+    running or was stopped part-way (a later ``run_suite`` continues it)."""
+    progress = Progress(suite, report)
+    selection: dict = {}
+    for dataset, model in suite.pairs():
+        if suite.models[model].space:
+            spec = suite.study(dataset, model)
+            if not spec.study_dir.is_dir() or _finished_trials(open_study(spec)) < int(spec.trials):
+                progress.line(f"{dataset} / {model}: search not finished, left out")
+                continue
+        config, chosen = choose_config(suite, dataset, model, progress)
+        selection.setdefault(dataset, {})[model] = chosen
+    io.write_json(suite.folder / "selection.json", selection)
+    write_leaderboard(suite, selection)
+    progress.line(f"reported; leaderboard in {suite.folder / 'leaderboard.md'}")
+    return selection

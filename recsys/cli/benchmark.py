@@ -7,12 +7,12 @@ from recsys.config import parse_overrides
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from recsys.benchmark.runner import run_suite
+    from recsys.benchmark.runner import report_suite, run_suite
     from recsys.benchmark.suite import load_suite
 
     suite = load_suite(args.suite, output_dir=args.output_dir, trials=args.trials, seeds=args.seeds,
                        overrides=parse_overrides(args.set or []))
-    run_suite(suite, report=lambda line: print(line, flush=True))
+    (report_suite if args.report else run_suite)(suite, report=lambda line: print(line, flush=True))
     print(f"leaderboard: {suite.folder / 'leaderboard.md'}")
     return 0
 
@@ -31,4 +31,7 @@ def add_parsers(subparsers) -> None:
     benchmark.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                            help="run-config overrides of every run, e.g. train.epochs=1 for a quick check (use "
                                 "another --output-dir: a finished run of another config is not mixed in)")
+    benchmark.add_argument("--report", action="store_true",
+                           help="train nothing: rewrite selection.json and the leaderboard from the finished searches "
+                                "and runs (a benchmark still running or stopped part-way)")
     benchmark.set_defaults(func=_cmd_benchmark)

@@ -134,6 +134,27 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_work(tmp_path
     assert len(list((suite.folder / "runs").rglob("results.json"))) == 4
 
 
+def test_report_rewrites_selection_and_leaderboard_from_finished_work_without_training(tmp_path, monkeypatch):
+    suite = load_suite(write_suite(tmp_path), output_dir=tmp_path / "out")
+    CountingTrain(monkeypatch, interrupt_at=6)  # bpr's two seeds and lightgcn's three trials, then Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_suite(suite, report=lambda line: None)
+    (suite.folder / "selection.json").write_text("{}")  # e.g. overwritten by another process
+    quiet = CountingTrain(monkeypatch)
+    selection = runner.report_suite(suite, report=lambda line: None)
+    assert quiet.calls == [], "a report trains nothing"
+    best = open_study(suite.study("synth", "lightgcn")).best_trial
+    assert selection["synth"]["lightgcn"]["trial"] == best.number and selection["synth"]["bpr"]["chosen_by"] == "fixed"
+    assert json.loads((suite.folder / "selection.json").read_text()) == selection
+    board = (suite.folder / "leaderboard.md").read_text()
+    assert "| **bpr** (baseline) | `" in board and "| lightgcn | `" not in board, "only finished seed runs are listed"
+    assert "| lightgcn | search: best of 3 trials" in board, "its choice is reported"
+
+    larger = load_suite(write_suite(tmp_path), output_dir=tmp_path / "out", trials=5)
+    lines: list[str] = []
+    assert "lightgcn" not in runner.report_suite(larger, report=lines.append)["synth"]
+    assert quiet.calls == [] and any("search not finished, left out" in line for line in lines)
+
 @pytest.mark.slow
 def test_a_killed_benchmark_process_resumes_and_counts_its_runs(tmp_path):
     suite_file = write_suite(tmp_path, epochs=6, text=SUITE.replace("  lightgcn:\n    space:\n      model.n_layers: "
