@@ -11,10 +11,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from recsys import runs as runs_module
 from recsys.benchmark import runner
 from recsys.benchmark.suite import load_suite
+from recsys.compose import build
 from recsys.errors import ConfigError, RunFolderError
 from recsys.tuning import worker
 from recsys.tuning.runner import open_study
@@ -237,6 +239,20 @@ def test_shipped_suites_are_valid_and_give_every_model_the_same_budget(name):
     assert load_suite(REPO / "configs" / "benchmarks" / f"{name}.yaml").study(name, "rearm").base["model"][
         "train_user_interest"] is True
 
+
+@pytest.mark.parametrize("name", ["sports", "toys"])
+def test_every_model_of_a_shipped_suite_builds_on_its_modalities(name, planted, tmp_path):
+    """Each model's resolved config (search space at its first values) is accepted by the model on
+    a dataset with the suite's modalities (text alone): a merged config the model rejects, like
+    modality weights for a modality the dataset lacks, fails here and not in the benchmark."""
+    suite = load_suite(REPO / "configs" / "benchmarks" / f"{name}.yaml")
+    assert set(planted.features) == set(suite.datasets[name]["modalities"])
+    for dataset, model in suite.pairs():
+        spec = suite.study(dataset, model)
+        config = spec.trial_config(spec.space.decode({}))
+        config["cache_dir"] = str(tmp_path / "cache")
+        built = build(config, torch.device("cpu"), planted)
+        assert built.model.n_items == planted.n_items, model
 
 def test_command_line_overrides_make_a_quick_check_of_a_suite(tmp_path):
     suite = load_suite(write_suite(tmp_path), tmp_path / "out", trials=1, seeds=1,
