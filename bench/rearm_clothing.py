@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, SHARED_DATA, environment, read_json  # noqa: E402
+from common import REPO, RESULTS, SHARED_DATA, commit, environment, read_json  # noqa: E402
 
 from recsys import io  # noqa: E402
 
@@ -90,7 +90,7 @@ def epochs_of(run_dir: Path) -> list[dict]:
 def sitting(args) -> dict:
     marker = args.work / "sitting.json"
     marker.unlink(missing_ok=True)
-    before = list(os.getloadavg())
+    before, code = list(os.getloadavg()), commit()
     started, date = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--work", str(args.work), "--threads",
                str(args.threads), "--cache", str(args.cache),
@@ -105,7 +105,7 @@ def sitting(args) -> dict:
     except subprocess.TimeoutExpired:
         ended = "time limit (resume with the same command)"
     first = read_json(marker, {})
-    return {"date": date, "threads": args.threads, "hours_limit": args.hours, "ended_by": ended,
+    return {"date": date, "commit_at_start": code, "threads": args.threads, "hours_limit": args.hours, "ended_by": ended,
             "wall_seconds": time.perf_counter() - started,
             "seconds_to_first_evaluation": first.get("seconds_to_first_evaluation"),
             "first_epoch": first.get("first_epoch"), "data": first.get("data"),

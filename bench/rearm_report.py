@@ -137,7 +137,10 @@ def clothing_paragraph(clothing: dict) -> str:
     wall = sorted(e["train_seconds"] for e in epochs)
     evaluation = sorted(e["eval_seconds"] for e in epochs if e.get("eval_seconds"))
     best = max((e for e in epochs if e["valid_recall@20"] is not None), key=lambda e: e["valid_recall@20"])
-    peak = max(s["peak_rss_mb"] for s in sittings)
+    last = sittings[-1]
+    peak = last["peak_rss_mb"]
+    earlier = [f"{s.get('commit_at_start', s['environment']['commit'])}: {_gb(s['peak_rss_mb'])}"
+               for s in sittings[:-1]]
     starts = [s["seconds_to_first_evaluation"] for s in sittings if s.get("seconds_to_first_evaluation")]
     loads = [s["load_before"][0] for s in sittings] + [s["load_after"][0] for s in sittings]
     threads = sorted({s["threads"] for s in sittings})
@@ -159,9 +162,11 @@ def clothing_paragraph(clothing: dict) -> str:
             f"({wall[len(wall) // 2]:.0f} s wall; medians), a full validation "
             f"{evaluation[len(evaluation) // 2]:.1f} s, "
             f"the first evaluation comes {_range(starts, '.0f')} s after launch (data, graphs, model, one epoch); "
-            f"peak resident memory {_gb(peak)} against the {target:g} GB target "
-            f"({'met' if peak / 1024 <= target else 'NOT met'}; the reference code: "
-            f"{clothing['reference_peak_gb']:g} GB); "
+            f"peak resident memory of the last sitting (commit "
+            f"{last.get('commit_at_start', last['environment']['commit'])}) {_gb(peak)} ({peak:,.0f} MiB) "
+            f"against the {target:g} GB target ({'met' if peak / 1024 <= target else 'NOT met'}; the reference "
+            f"code: {clothing['reference_peak_gb']:g} GB"
+            + (f"; earlier sittings, commit {', '.join(earlier)}" if earlier else "") + "); "
             f"{state}.")
 
 
