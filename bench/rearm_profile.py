@@ -11,7 +11,8 @@ its own process:
    metrics.jsonl) and the median of single training steps (forward, backward, gradient norm,
    AdamW) over the epoch's batches;
 2. stage by stage, forward + backward in isolation (best of ``--repeats``): the feature-table
-   projections, the homography propagations, the attention integration, the heterography
+   projections (with the tables' AdamW step, taken in their backward pass as the Trainer
+   does), the homography propagations, the attention integration, the heterography
    propagation, the meta-network with the final representations, the loss terms, the gradient
    norm and the AdamW step; and torch.profiler's most expensive operators in one step;
 3. the floor of a step on this machine, in CPU seconds like the step times beside it (summed
@@ -23,7 +24,9 @@ its own process:
    products (nnz × columns per propagation, forward and backward) at the rate measured on
    these graphs, and the optimiser's memory traffic (the backward pass writes each gradient
    once; fused AdamW reads parameter, gradient and both moments and writes three back: 8 × 4
-   bytes per parameter) at the measured fused-AdamW bandwidth. The attention's exponentials
+   bytes per parameter; 6 × 4 for the feature tables the Trainer steps in the backward pass,
+   whose gradient blocks stay in cache, ``recsys.training.table_step``) at the measured
+   fused-AdamW bandwidth. The attention's exponentials
    and dropout masks and all element-wise work are above the floor.
 
 The shared 2-core machine is rarely idle: CPU seconds on one thread are the comparable figure
@@ -217,8 +220,10 @@ def dense_multiply_adds(model, batch) -> dict[str, int]:
     }
 
 
-def optimizer_bytes(model) -> int:
-    return 8 * 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+def optimizer_bytes(model, in_backward: int) -> int:
+    """AdamW's memory traffic per step; ``in_backward`` parameters are stepped in the backward pass."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 4 * (8 * (trainable - in_backward) + 6 * in_backward)
 
 
 # --------------------------------------------------------------------------- one process
@@ -226,6 +231,7 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
     import torch
 
     from recsys.compose import build
+    from recsys.training import table_step
     from recsys.training.trainer import Trainer, make_optimizer
 
     torch.set_num_threads(threads)
@@ -237,6 +243,8 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
         records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config["train"])
+    table_step.attach(model, optimizer, config["train"])
+    in_backward = sum(t.numel() for t, _ in model.feature_tables()) if table_step.applies(config["train"]) else 0
     model.train()
     batches = list(task.batches(epochs + 1))
 
@@ -263,7 +271,7 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
     floor = {
         "dense products": sum(macs.values()) / rates["gemm_multiply_adds_per_second"],
         "sparse products": sparse_seconds(model, repeats),
-        "optimizer memory traffic": optimizer_bytes(model) / rates["fused_adamw_bytes_per_second"],
+        "optimizer memory traffic": optimizer_bytes(model, in_backward) / rates["fused_adamw_bytes_per_second"],
     }
     step_seconds = statistics.median(cpu)
     return {

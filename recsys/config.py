@@ -38,6 +38,7 @@ CORE_DEFAULTS: dict[str, Any] = {
         "grad_clip": None,
         "lr_plateau": None,
         "amp": None,
+        "tables_in_backward": True,
         "progress": True,
         "tensorboard": False,
     },

@@ -19,7 +19,8 @@ would, and reports:
   - build: the graphs (as the store holds them, :mod:`recsys.graphs.planning`), the largest
     working memory of a graph builder (stated next to each builder), the parameters, dense
     buffers and the task's arrays (the negative sampler's keys and an epoch of triples);
-  - step: the same without the builder's work, plus the gradients and the larger of the
+  - step: the same without the builder's work, plus the gradients (not those of the feature
+    tables stepped in the backward pass, :mod:`recsys.training.table_step`) and the larger of the
     optimiser's two moments and what the model's forward and backward passes hold at their
     peak (:meth:`recsys.models.base.Recommender.step_memory`, model by model, for the batch's
     expected numbers of distinct users and items, computed from the train degrees);
@@ -62,6 +63,7 @@ from recsys.errors import ConfigError
 from recsys.evaluation.ranking import SCORE_BLOCK_ELEMENTS
 from recsys.graphs import GraphStore, PlannedGraph
 from recsys.models import get_model_class
+from recsys.training import table_step
 
 FLOAT = 4
 MMAP_THRESHOLD = 128 * 1024  # bytes: glibc's default, fixed in the measuring process (module docstring)
@@ -153,6 +155,8 @@ def estimate_memory(config: dict, dataset, model, store, model_cls) -> tuple[dic
     """(parts, phases) of the memory estimate, in bytes (module docstring)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    in_backward = sum(t.numel() for t, _ in model.feature_tables() if t.requires_grad) \
+        if table_step.applies(config["train"]) else 0
     stats = dataset.stats()
     batch = batch_stats(dataset, model_cls.task, int(config["train"]["batch_size"]))
     step = model_cls.step_memory(config["model"], stats, batch)
@@ -161,7 +165,7 @@ def estimate_memory(config: dict, dataset, model, store, model_cls) -> tuple[dic
         "graphs": sum(g.bytes for g in store.plan),
         "graph building": max([g.size.work for g in store.plan], default=0),
         "parameters": total * FLOAT,
-        "gradients": trainable * FLOAT,
+        "gradients": (trainable - in_backward) * FLOAT,
         "optimiser state": 2 * trainable * FLOAT,
         "buffers": sum(b.numel() * b.element_size() for b in model.buffers() if b.layout == torch.strided),
         "task": _task_bytes(dataset, model_cls.task),
@@ -260,6 +264,7 @@ def _train_step_and_evaluate(config: dict, dataset) -> dict[str, int]:
     _reset_peak()
     model = run.model
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config["train"])
+    table_step.attach(model, optimizer, config["train"])
     model.pre_epoch(1)
     model.train()
     batches = run.task.batches(1)            # alive through the step, as in the Trainer's epoch loop

@@ -40,7 +40,7 @@ from recsys.training.trainer import AMP_DTYPES, OPTIMIZERS
 
 POSITIVE_INTEGERS = (("train", "batch_size"), ("train", "epochs"), ("train", "eval_every"), ("train", "patience"),
                      ("eval", "batch_size"))
-BOOLEANS = (("train", "progress"), ("train", "tensorboard"))
+BOOLEANS = (("train", "progress"), ("train", "tensorboard"), ("train", "tables_in_backward"))
 
 
 def _is_int(value: Any) -> bool:

@@ -65,6 +65,12 @@ class Recommender(nn.Module):
         computed (the score blocks themselves are counted by the dry run). Empty by default."""
         return {}
 
+    def feature_tables(self) -> list[tuple[nn.Parameter, Any]]:
+        """Trainable feature tables projected through :func:`recsys.nn.feature_table.project_table`,
+        each with the :class:`~recsys.nn.feature_table.GradientMemory` it uses: the trainer may
+        step them inside the backward pass (:mod:`recsys.training.table_step`). None by default."""
+        return []
+
     def pre_epoch(self, epoch: int) -> None:
         """Called by the Trainer before the training steps of ``epoch`` (1-based; MMRec's
         ``pre_epoch_processing``), e.g. to redraw a sampled graph. Whatever it draws must be a

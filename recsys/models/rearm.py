@@ -61,9 +61,10 @@ Implementation choices (same function as the reference, less work):
   of its multiply-adds on Sports-sized inputs):
   * dense float32 products on CPU through oneDNN (``recsys.nn.dense``): MKL, PyTorch's
     default, runs AVX2 kernels on non-Intel processors, oneDNN AVX-512 (about 2× here);
-  * the trainable tables (X_m, and P_m when trained) through ``recsys.nn.feature_table``,
-    which writes ∂X = ∂y W into memory kept from step to step instead of a fresh n × D_m
-    gradient per step (new memory from the operating system at that size);
+  * the trainable tables (X_m, and P_m when trained) through ``recsys.nn.feature_table``:
+    the trainer steps them in the backward pass, block of rows by block of rows of
+    ∂X = ∂y W, without storing ∂X (``recsys.training.table_step``); otherwise ∂X is written
+    into memory kept from step to step instead of a fresh n × D_m gradient per step;
   * the meta-network's heads of a node type in one autograd function with a written-out
     backward that returns only the batch's rows and the mean (``recsys.nn.meta_network``),
     and each distinct user and item of a batch represented once, then gathered;
@@ -245,6 +246,13 @@ class REARM(Recommender):
         return torch.cat([*parts, self.act(share) + ids], dim=1)
 
     # ----------------------------------------------------------------------------- API
+    def feature_tables(self):
+        """X_m, and P_m when trained, with their gradient memories."""
+        tables = list(zip(self.item_features, self._item_grad_memory))
+        if self.train_user_interest:
+            tables += list(zip(self.user_interest, self._user_grad_memory))
+        return tables
+
     def loss(self, users, pos, neg):
         feats, ids = self._propagated()
         return self._batch_loss(feats, ids, users, pos, neg)

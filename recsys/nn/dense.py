@@ -13,6 +13,8 @@ written out.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -54,8 +56,20 @@ def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Te
     """
     if not (_use_onednn(a, b, out) and b.numel() > 0):
         return torch.mm(a, b, out=out)
+    for rows, block in row_blocks(a, b):
+        out[rows].copy_(block)
+    return out
+
+
+def row_blocks(a: torch.Tensor, b: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The product a b in blocks of rows: ``(rows, (a b)[rows])`` for consecutive row ranges
+    covering a. With oneDNN, blocks of about 2¹⁹ entries (cache-sized); otherwise (other
+    devices and dtypes, autocast) one block of every row."""
+    if not (_use_onednn(a, b) and b.numel() > 0):
+        yield slice(0, a.shape[0]), matmul(a, b)
+        return
     rows = max(1, _BLOCK_ELEMENTS // max(1, b.shape[1]))
     weight = b.t()
     for start in range(0, a.shape[0], rows):
-        out[start:start + rows].copy_(linear(a[start:start + rows], weight))
-    return out
+        block = slice(start, min(start + rows, a.shape[0]))
+        yield block, linear(a[block], weight)

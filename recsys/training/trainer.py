@@ -9,6 +9,8 @@ Recall@20) has not improved for ``patience`` evaluations or after ``epochs``. Wi
 (not below ``min_lr``) whenever the monitored metric has not improved for that plateau's own
 ``patience`` evaluations, the schedule of ``torch.optim.lr_scheduler.ReduceLROnPlateau`` in
 mode max with threshold 0 and no cooldown; its counter is part of the resumable state.
+Large feature tables (:meth:`recsys.models.base.Recommender.feature_tables`) are stepped
+inside the backward pass where the settings allow it (:mod:`recsys.training.table_step`).
 The best state is kept in ``best.pt``; ``last.pt`` (model, optimiser, RNG and early-stopping
 state) is written atomically after every epoch so a killed run resumes exactly.
 """
@@ -28,7 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from recsys import io
 from recsys.errors import NonFiniteLossError
-from recsys.training import distributed
+from recsys.training import distributed, table_step
 
 log = logging.getLogger("recsys.train")
 
@@ -73,6 +75,7 @@ class Trainer:
         self.cfg = train_config
         self.run_dir = Path(run_dir)
         self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_config)
+        table_step.attach(model, self.optimizer, train_config)
         self.monitor = str(train_config["monitor"])
         self.scaler = torch.amp.GradScaler(model.device.type, enabled=train_config.get("amp") == "fp16")
         self.state = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "bad_evals": 0, "stopped": False,

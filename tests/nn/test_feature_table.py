@@ -72,3 +72,30 @@ def test_float32_values_and_gradients_within_rounding_of_linear():
     want = torch.autograd.grad(exact, [exact_table, exact_linear.weight, exact_linear.bias], upstream.double())
     for g, w in zip(got, want):
         assert ((g.double() - w).norm() / w.norm()).item() < 2e-6
+
+
+def test_update_in_backward_sees_every_row_block_once_and_leaves_no_gradient():
+    torch.manual_seed(0)
+    table = nn.Parameter(torch.randn(300, 4096))  # 2^19 / 4096 = 128 rows a block: three blocks on oneDNN
+    linear = nn.Linear(4096, 8)
+    upstream = torch.randn(300, 8)
+    before = table.detach().clone()
+    seen = []
+
+    def update(tensor, blocks):
+        assert tensor is table
+        for rows, grad in blocks:
+            seen.append((rows, grad.clone()))
+            tensor[rows] = 0.0  # the step changes the table while the backward pass runs
+
+    memory = GradientMemory()
+    memory.update = update
+    project_table(table, linear, memory).backward(upstream)
+    assert table.grad is None
+    covered = torch.zeros(300, dtype=torch.long)
+    for rows, grad in seen:
+        covered[rows] += 1
+        torch.testing.assert_close(grad, upstream[rows] @ linear.weight.detach(), rtol=1e-5, atol=1e-5)
+    assert covered.eq(1).all()
+    torch.testing.assert_close(linear.weight.grad, upstream.T @ before, rtol=1e-5, atol=1e-4)  # X before the update
+    torch.testing.assert_close(linear.bias.grad, upstream.sum(0))
