@@ -68,7 +68,10 @@ Implementation choices (same function as the reference, less work):
   * the meta-network's heads of a node type in one autograd function with a written-out
     backward that returns only the batch's rows and the mean (``recsys.nn.meta_network``),
     and each distinct user and item of a batch represented once, then gathered;
-  * InfoNCE as one autograd function (``recsys.nn.contrastive``).
+  * InfoNCE as one autograd function (``recsys.nn.contrastive``);
+  * rows gathered with ``index_select``, whose backward pass adds rows (``index_add_``),
+    instead of indexing, whose backward pass is an accumulating ``index_put_`` (up to 20×
+    slower on CPU for these shapes).
 """
 from __future__ import annotations
 
@@ -261,8 +264,8 @@ class REARM(Recommender):
         """Representations of distinct ``users`` and ``items`` (each distinct node once; the
         batch's occurrences are gathered from them)."""
         n_users = self.n_users
-        return (self._represent(users, feats[:n_users], ids[users], users=True),
-                self._represent(items, feats[n_users:], ids[items + n_users], users=False))
+        return (self._represent(users, feats[:n_users], ids.index_select(0, users), users=True),
+                self._represent(items, feats[n_users:], ids.index_select(0, items + n_users), users=False))
 
     def _batch_loss(self, feats, ids, users, pos, neg) -> dict[str, torch.Tensor]:
         """The loss terms of a batch given F and Z of every node."""
@@ -271,8 +274,8 @@ class REARM(Recommender):
         unique_users, user_index = torch.unique(users, return_inverse=True)
         unique_items, item_index = torch.unique(items, return_inverse=True)
         users_out, items_out = self._batch_representations(feats, ids, unique_users, unique_items)
-        u = users_out[user_index]
-        p, n = items_out[item_index].chunk(2)
+        u = users_out.index_select(0, user_index)
+        p, n = items_out.index_select(0, item_index).chunk(2)
         bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
 
         modal = feats.split(self.dim, dim=1)
@@ -284,10 +287,11 @@ class REARM(Recommender):
             item_nodes = unique_items + n_users
             pos_nodes = pos + n_users
             for a, b in pairs:
-                contrast = contrast + info_nce(modal[a][item_nodes], modal[b][item_nodes], tau) \
-                    + info_nce(modal[a][unique_users], modal[b][unique_users], tau)
-                orthogonality = orthogonality + orthogonality_loss(modal[a][users], modal[b][users]) \
-                    + orthogonality_loss(modal[a][pos_nodes], modal[b][pos_nodes])
+                x, y = modal[a], modal[b]
+                contrast = contrast + info_nce(*_rows(x, y, item_nodes), tau) \
+                    + info_nce(*_rows(x, y, unique_users), tau)
+                orthogonality = orthogonality + orthogonality_loss(*_rows(x, y, users)) \
+                    + orthogonality_loss(*_rows(x, y, pos_nodes))
             contrast = float(self.config["contrast_weight"]) * contrast / len(pairs)
             orthogonality = float(self.config["orthogonality_weight"]) * orthogonality / len(pairs)
         return {"loss": bpr + contrast + orthogonality, "bpr": bpr, "contrast": contrast,
@@ -336,6 +340,11 @@ class REARM(Recommender):
         width = (1 + len(config["modalities"] or stats["features"])) * d
         return {"representations": 4 * nodes * width,
                 "temporaries": 4 * (4 * nodes * width + 2 * nodes * d * rank * 2)}
+
+
+def _rows(x: torch.Tensor, y: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows ``nodes`` of two modality views."""
+    return x.index_select(0, nodes), y.index_select(0, nodes)
 
 
 def _modality_weights(weights, modalities: list[str], key: str) -> dict[str, float]:

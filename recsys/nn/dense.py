@@ -39,8 +39,19 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a b for a (n × k), b (k × m); either may be a transposed view."""
+    """a b for a (n × k), b (k × m); either may be a transposed view.
+
+    oneDNN first copies a transposed left operand into row order, a cache-unfriendly pass
+    that for a large a costs more than the product. A transposed a larger than b is passed
+    as the weight instead, which oneDNN reads in either order: a b = (bᵀ aᵀ)ᵀ =
+    ``linear(bᵀ, a)ᵀ`` (InfoNCE's ∂b̂ = ∂Lᵀ â, 2,139 × 2,139 by 64: 4.3 → 1.4 ms on two threads)."""
+    if _use_onednn(a, b) and _transposed(a) and a.numel() > b.numel():
+        return linear(b.t(), a).t().contiguous()
     return linear(a, b.t())
+
+
+def _transposed(x: torch.Tensor) -> bool:
+    return x.dim() == 2 and not x.is_contiguous() and x.t().is_contiguous()
 
 
 _BLOCK_ELEMENTS = 2**19

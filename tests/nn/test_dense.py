@@ -18,7 +18,7 @@ def test_matmul_within_float32_rounding_for_every_layout(transpose_a, transpose_
     b_in = b.t().contiguous().t() if transpose_b else b
     exact = a.double() @ b.double()
     got = matmul(a_in, b_in)
-    assert got.dtype == torch.float32 and got.shape == (70, 45)
+    assert got.dtype == torch.float32 and got.shape == (70, 45) and got.is_contiguous()
     assert _relative_error(got, exact) < 2e-6
 
 
