@@ -254,6 +254,22 @@ def test_every_model_of_a_shipped_suite_builds_on_its_modalities(name, planted, 
         built = build(config, torch.device("cpu"), planted)
         assert built.model.n_items == planted.n_items, model
 
+def test_sports_defaults_suite_trains_every_model_at_its_defaults_under_the_sports_budget(planted, tmp_path):
+    full = load_suite(REPO / "configs" / "benchmarks" / "sports.yaml")
+    suite = load_suite(REPO / "configs" / "benchmarks" / "sports_defaults.yaml")
+    assert set(suite.models) == {"lightgcn", "freedom", "siger", "rearm"} and not any(
+        m.space for m in suite.models.values())
+    assert suite.datasets["sports"] == full.datasets["sports"] and suite.baseline == "lightgcn"
+    for dataset, model in suite.pairs():
+        config = suite.fixed_config(dataset, model)
+        spec = full.study(dataset, model)
+        searched = spec.trial_config(spec.space.decode({}))
+        budget = ("epochs", "batch_size", "lr", "eval_every", "patience", "optimizer")
+        assert [config["train"][k] for k in budget] == [searched["train"][k] for k in budget], model
+        config["cache_dir"] = str(tmp_path / "cache")
+        assert build(config, torch.device("cpu"), planted).model.n_items == planted.n_items, model
+
+
 def test_command_line_overrides_make_a_quick_check_of_a_suite(tmp_path):
     suite = load_suite(write_suite(tmp_path), tmp_path / "out", trials=1, seeds=1,
                        overrides={"train": {"epochs": 1}, "threads": 2})
