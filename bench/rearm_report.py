@@ -3,8 +3,10 @@
 Reads ``results/rearm_graphs.json`` (rearm_graphs.py: graph building on Clothing, the CPU's
 matrix-product rate), ``results/rearm.json`` (rearm_speed.py: epoch speed and profile;
 rearm_sports.py: Sports with its text features; rearm_clothing.py: Clothing to early
-stopping) and ``results/id_baselines.json`` (the
-protocol LightGCN run REARM is compared with). Every figure of the section comes from those
+stopping), ``results/id_baselines.json`` (the
+protocol LightGCN run REARM is compared with) and the leaderboards of the benchmark suites that
+train REARM next to LightGCN, FREEDOM and SIGER (``results/benchmarks/<suite>/``, recorded by
+benchmark_record.py: Toys, and Sports at default settings). Every figure of the section comes from those
 files; the only constants here are the targets of issue 3. Run it after any of those scripts:
 
     python bench/rearm_report.py
@@ -12,6 +14,7 @@ files; the only constants here are the targets of issue 3. Run it after any of t
 from __future__ import annotations
 
 import argparse
+import csv
 import re
 import sys
 from pathlib import Path
@@ -170,8 +173,45 @@ def clothing_paragraph(clothing: dict) -> str:
             f"{state}.")
 
 
-def markdown(graphs: dict, rearm: dict, baselines: dict) -> str:
+SUITES = (("toys", "Toys"), ("sports-defaults", "Sports"))  # benchmark suites with REARM (recorded leaderboards)
+COMPARED = ("rearm", "lightgcn", "freedom", "siger")
+
+
+def suite_paragraph(folder: Path, label: str) -> str:
+    """REARM next to LightGCN, FREEDOM and SIGER in one recorded benchmark suite (its leaderboard,
+    ``benchmark_record.py``): test Recall@20 / NDCG@20, seeds, the selection, the paired test."""
+    board = folder / "leaderboard.csv"
+    if not board.is_file():
+        return ""
+    with board.open() as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    if "rearm" not in rows:
+        return ""
+    selection = next(iter(read_json(folder / "selection.json", {}).values()), {})
+    chosen = {selection[m]["chosen_by"] for m in COMPARED if m in selection}
+    how = "each at its default settings (no search)" if chosen == {"fixed"} else \
+        "each with its configuration chosen on valid Recall@20 by the same search budget (" + \
+        "; ".join(sorted(chosen)) + ")"
+    cells = [f"{model} {float(rows[model]['test:recall@20:mean']):.4f} / {float(rows[model]['test:ndcg@20:mean']):.4f} "
+             f"({rows[model]['n_seeds']} seed(s); means: best epoch {float(rows[model]['best_epoch_mean']):.0f}, "
+             f"{float(rows[model]['epochs_run_mean']):.0f} epochs run)" for model in COMPARED if model in rows]
+    rearm = rows["rearm"]
+    test = ""
+    if rearm.get("test:recall@20:wilcoxon_holm"):
+        test = (f" REARM against LightGCN: test Recall@20 {float(rearm['test:recall@20:mean_difference']):+.4f} "
+                f"(Wilcoxon over users, Holm-corrected p {float(rearm['test:recall@20:wilcoxon_holm']):.2g}).")
+    return (f"**{label}, real text features** (benchmark suite `{folder.name}`, leaderboard in "
+            f"`results/benchmarks/{folder.name}/` and its own section below; {how}; the suite's shared budget): "
+            f"test Recall@20 / NDCG@20, mean over seeds: " + "; ".join(cells) + "." + test)
+
+
+def real_data_paragraphs(results: Path) -> list[str]:
+    return [suite_paragraph(results / "benchmarks" / name, label) for name, label in SUITES]
+
+
+def markdown(graphs: dict, rearm: dict, baselines: dict, results: Path = RESULTS) -> str:
     paragraphs = [graphs_paragraph(graphs, rearm.get("speed", {})), speed_paragraph(rearm.get("speed", {})),
+                  *real_data_paragraphs(results),
                   sports_paragraph(rearm.get("sports", {}), baselines),
                   clothing_paragraph(rearm.get("clothing", {}))]
     title = "## REARM (`rearm_graphs.py`, `rearm_speed.py`, `rearm_sports.py`, `rearm_clothing.py`)"
@@ -188,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     records = (read_json(args.results / "rearm_graphs.json", {"runs": {}}), read_json(args.results / "rearm.json", {}),
                read_json(args.results / "id_baselines.json", {}))
-    write_readme_section(markdown(*records), BEGIN, END, args.readme)
+    write_readme_section(markdown(*records, results=args.results), BEGIN, END, args.readme)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,26 @@ def test_rearm_report_writes_every_paragraph_from_the_recorded_results(bench_env
                                                     "Sports with its text features"))
 
 
+def test_rearm_report_puts_rearm_beside_the_suite_baselines(bench_env, tmp_path):
+    results = tmp_path / "results"
+    board = results / "benchmarks" / "toys"
+    board.mkdir(parents=True)
+    header = ("label,model,dataset,n_seeds,best_epoch_mean,epochs_run_mean,test:recall@20:mean,test:ndcg@20:mean,"
+              "test:recall@20:mean_difference,test:recall@20:wilcoxon_holm")
+    rows = ["lightgcn,lightgcn,toys,3,40,40,0.0301,0.0119,,", "rearm,rearm,toys,2,21,31,0.0436,0.0172,0.0135,2e-30",
+            "siger,siger,toys,3,39,40,0.0553,0.0216,0.0252,3e-79"]
+    (board / "leaderboard.csv").write_text("\n".join([header, *rows]) + "\n")
+    (board / "selection.json").write_text(json.dumps({"toys": {m: {"chosen_by": "search: best of 3 trials"}
+                                                               for m in ("lightgcn", "rearm", "siger")}}))
+    readme = tmp_path / "README.md"
+    run(bench_env, "rearm_report.py", "--results", str(results), "--readme", str(readme))
+    text = readme.read_text()
+    assert "**Toys, real text features**" in text and "**Sports, real text features**" not in text
+    assert "rearm 0.0436 / 0.0172 (2 seed(s)" in text and "siger 0.0553 / 0.0216" in text
+    assert "test Recall@20 +0.0135 (Wilcoxon over users, Holm-corrected p 2e-30)" in text
+    assert "search: best of 3 trials" in text
+
+
 def test_matmul_rate_is_recorded_per_cpu_second():
     spec = importlib.util.spec_from_file_location("rearm_graphs", BENCH / "rearm_graphs.py")
     module = importlib.util.module_from_spec(spec)
