@@ -515,10 +515,12 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
         last = results["epochs"]
         by_seed = sorted((other["seed"], next(r["valid"]["recall@20"] for r in other["sides"]["ours"]["epochs"]
                                             if r["epoch"] == last and "valid" in r)) for other in seed_runs)
+        commits = ", ".join(sorted({other["commit"] for other in seed_runs}))
         own = next(r["valid"]["recall@20"] for r in results["sides"]["ours"]["epochs"]
                    if r["epoch"] == last and "valid" in r)
         values = [own] + [v for _, v in by_seed]
-        lines += ["", f"Our side alone at other seeds (same input and hyper-parameters; the spread one seed change makes): "
+        lines += ["", f"Our side alone at other seeds (commit {commits}; same input and hyper-parameters; the spread "
+                  "one seed change makes): "
                   f"valid Recall@20 after epoch {last} "
                   + ", ".join(f"seed {seed} {value:.4f}" for seed, value in by_seed)
                   + f", against {own:.4f} at seed {results['seed']}; range {min(values):.4f} to {max(values):.4f} "
