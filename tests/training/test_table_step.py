@@ -25,7 +25,7 @@ class _TableModel(nn.Module):
         return [(self.table, self.memory)]
 
     def loss(self, step: int) -> torch.Tensor:
-        target = torch.randn(300, 8, generator=torch.Generator().manual_seed(step))
+        target = torch.randn(300, 8, generator=torch.Generator().manual_seed(step)).to(self.table.device)
         return ((project_table(self.table, self.proj, self.memory) * self.ids - target) ** 2).mean()
 
 
