@@ -55,13 +55,18 @@ reference's graphs, our loss on a batch equalled the reference's to 1e-6 in a ch
 so what remains are the graphs' tie-breaking and the random draws (negatives, dropout).
 The README section reports the --same-init run of the same command (written with
 ``--out results/rearm_parity_same_init.json --no-readme``) beside the default one, and the
-spread of our side alone over other seeds (``--seed S --out results/rearm_parity_seed-S.json
---no-readme``, without ``--reference``); ``--report`` rewrites the section from those files:
+runs at other seeds (``--seed S --out results/rearm_parity_seed-S.json --no-readme``). A seed
+run with ``--reference`` compares both codes at that seed, and the section then also compares
+the two codes' means over the seeds, checkpoint by checkpoint (``seed_means``): one seed's gap
+holds each code's own seed-to-seed variation, which on this input is of the order of the ±3 %
+band, and the mean over seeds shrinks it. A seed run without ``--reference`` gives the spread
+of our side alone. ``--report`` rewrites the section from those files:
 
     python bench/rearm_parity.py --reference R --reference-python PY --work W
     python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init \
         --out bench/results/rearm_parity_same_init.json --no-readme
-    python bench/rearm_parity.py --seed 2026 --out bench/results/rearm_parity_seed-2026.json --no-readme
+    python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 \
+        --out bench/results/rearm_parity_seed-2026.json --no-readme
     python bench/rearm_parity.py --report
 """
 from __future__ import annotations
@@ -502,8 +507,40 @@ def plot(results: dict, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100)
 
 
+def seed_means(runs: list[dict]) -> dict:
+    """Both codes over several seeds: per checkpoint, each side's mean valid Recall@20, the gap
+    between the means and the verdict on it, and each side's spread after the last epoch.
+
+    ``runs`` are full comparisons (results with ``comparison``) of the same input, hyper-parameters
+    and epochs at different seeds. A single seed's gap mixes the two codes' difference with the
+    seed-to-seed variation of each code; the mean over seeds shrinks the latter.
+    """
+    if len({run["seed"] for run in runs}) != len(runs) or len(runs) < 2:
+        raise ValueError(f"seed_means needs runs at two or more distinct seeds, got {[r['seed'] for r in runs]}")
+    runs = sorted(runs, key=lambda run: run["seed"])
+    tables = [run["comparison"]["checkpoints"] for run in runs]
+    epochs = [row["epoch"] for row in tables[0]]
+    if any([row["epoch"] for row in table] != epochs for table in tables):
+        raise ValueError("seed_means needs runs compared at the same checkpoints")
+    rows = []
+    for position, epoch in enumerate(epochs):
+        reference = float(np.mean([table[position]["reference_recall@20"] for table in tables]))
+        ours = float(np.mean([table[position]["ours_recall@20"] for table in tables]))
+        gap = ours / reference - 1
+        rows.append({"epoch": epoch, "reference_recall@20": reference, "ours_recall@20": ours, "recall_gap": gap,
+                     "seed_gaps": [table[position]["recall_gap"] for table in tables],
+                     "within_tolerance": abs(gap) <= TOLERANCE})
+    spread = {side: [table[-1][f"{side}_recall@20"] for table in tables] for side in ("reference", "ours")}
+    return {"seeds": [run["seed"] for run in runs], "threads": [run["threads"] for run in runs],
+            "commits": [run["commit"] for run in runs], "checkpoints": rows,
+            "last_epoch_spread": {side: {"min": min(v), "max": max(v), "range": max(v) / min(v) - 1}
+                                  for side, v in spread.items()},
+            "verdict": "PASS" if all(row["within_tolerance"] for row in rows) else "FAIL"}
+
+
 def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> list[str]:
-    """The --same-init run of the same command, and our side alone at other seeds (its spread)."""
+    """The --same-init run of the same command, both codes at other seeds (the seed means), and
+    our side alone at other seeds (its spread)."""
     lines = []
     if same_init and "comparison" in same_init and not results["same_init"]:
         rows = same_init["comparison"]["checkpoints"]
@@ -511,11 +548,33 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
                   "parameters, everything else the same): gap per checkpoint "
                   + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
                   + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{same_init['verdict']}**."]
-    if seed_runs:
+    compared = [run for run in seed_runs if "comparison" in run]
+    if compared and "comparison" in results and not results["same_init"]:
+        means = seed_means([results, *compared])
+        lines += ["", "Both codes at other seeds (same input and hyper-parameters; seeds "
+                  + ", ".join(f"{s} ({t} threads, commit {c})" for s, t, c in
+                              zip(means["seeds"], means["threads"], means["commits"]))
+                  + "): each seed's gap, and the gap between the two codes' means over the seeds.", "",
+                  "| epoch | " + " | ".join(f"gap seed {s}" for s in means["seeds"])
+                  + " | reference mean R@20 | ours mean R@20 | gap of the means |",
+                  "|---|" + "---|" * (len(means["seeds"]) + 3)]
+        for row in means["checkpoints"]:
+            lines.append(f"| {row['epoch']} | " + " | ".join(f"{g:+.1%}" for g in row["seed_gaps"])
+                         + f" | {row['reference_recall@20']:.4f} | {row['ours_recall@20']:.4f} | "
+                         f"{row['recall_gap']:+.1%} |")
+        spread = means["last_epoch_spread"]
+        lines += ["", f"After epoch {results['epochs']} a seed change alone moves the reference's valid Recall@20 "
+                  f"over {spread['reference']['min']:.4f} to {spread['reference']['max']:.4f} "
+                  f"({spread['reference']['range']:.1%}) and ours over {spread['ours']['min']:.4f} to "
+                  f"{spread['ours']['max']:.4f} ({spread['ours']['range']:.1%}). Seed means within "
+                  f"±{TOLERANCE:.0%} at every checkpoint: **{means['verdict']}** (largest "
+                  f"{max(abs(r['recall_gap']) for r in means['checkpoints']):.1%})."]
+    alone = [run for run in seed_runs if "comparison" not in run]
+    if alone:
         last = results["epochs"]
         by_seed = sorted((other["seed"], next(r["valid"]["recall@20"] for r in other["sides"]["ours"]["epochs"]
-                                            if r["epoch"] == last and "valid" in r)) for other in seed_runs)
-        commits = ", ".join(sorted({other["commit"] for other in seed_runs}))
+                                            if r["epoch"] == last and "valid" in r)) for other in alone)
+        commits = ", ".join(sorted({other["commit"] for other in alone}))
         own = next(r["valid"]["recall@20"] for r in results["sides"]["ours"]["epochs"]
                    if r["epoch"] == last and "valid" in r)
         values = [own] + [v for _, v in by_seed]
@@ -601,7 +660,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-readme", action="store_true", help="do not write the bench/README.md section")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the README section from --out, the --same-init results and the "
-                             f"{SEED_RUNS} runs of our side at other seeds")
+                             f"{SEED_RUNS} runs at other seeds")
     parser.add_argument("--ours-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
@@ -689,9 +748,10 @@ def main(argv=None) -> int:
         results = run(args)
         io.write_json(args.out, results)
         plot(results, args.out.with_suffix(".png"))
+    seed_runs = [read_json(p, None) for p in sorted(RESULTS.glob(SEED_RUNS)) if p.resolve() != args.out.resolve()]
+    seed_runs = [run for run in seed_runs if run["seed"] != results["seed"]]
     if not args.no_readme:
-        write_readme_section(markdown(results, read_json(SAME_INIT, None),
-                                      [read_json(p, None) for p in sorted(RESULTS.glob(SEED_RUNS))]), BEGIN, END)
+        write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs), BEGIN, END)
     for row in results.get("comparison", {}).get("checkpoints", []):
         print(f"epoch {row['epoch']:3d}  valid R@20 reference {row['reference_recall@20']:.4f}  "
               f"ours {row['ours_recall@20']:.4f}  gap {row['recall_gap']:+.1%}")
@@ -703,6 +763,14 @@ def main(argv=None) -> int:
         print(f"{name}: {t['median_epoch_seconds']:.2f} s/epoch wall, {t['median_epoch_cpu_seconds']:.2f} CPU s/epoch "
               f"(median), setup {t['setup_seconds']:.1f} s")
     print(results.get("verdict", "our side only: no comparison (give --reference)"))
+    compared = [run for run in seed_runs if "comparison" in run]
+    if compared and "comparison" in results and not results["same_init"]:
+        means = seed_means([results, *compared])
+        for row in means["checkpoints"]:
+            print(f"epoch {row['epoch']:3d}  mean over seeds {means['seeds']}: "
+                  f"reference {row['reference_recall@20']:.4f}  ours {row['ours_recall@20']:.4f}  "
+                  f"gap {row['recall_gap']:+.1%}")
+        print(f"seed means: {means['verdict']}")
     return 0 if results.get("verdict", "PASS") == "PASS" else 1
 
 

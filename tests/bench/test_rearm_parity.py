@@ -158,6 +158,39 @@ def test_comparison_passes_within_three_percent_at_every_checkpoint():
     assert result["losses"][0]["loss_gap"] == pytest.approx(0.0)
 
 
+def _seed_run(seed: int, reference: dict[int, float], ours: dict[int, float], epochs: int = 10) -> dict:
+    comparison = rearm_parity.compare(_records(reference, epochs, True), _records(ours, epochs, False), epochs)
+    return {"seed": seed, "threads": 1, "commit": "abc1234", "epochs": epochs, "same_init": False,
+            "comparison": comparison, "verdict": comparison["verdict"]}
+
+
+def test_seed_means_compare_the_two_codes_means_over_seeds():
+    runs = [_seed_run(1, {5: 0.100, 10: 0.200}, {5: 0.104, 10: 0.192}),     # +4 %, -4 %: both FAIL alone
+            _seed_run(2, {5: 0.100, 10: 0.200}, {5: 0.098, 10: 0.206})]     # -2 %, +3 %
+    assert [run["verdict"] for run in runs] == ["FAIL", "PASS"]
+    means = rearm_parity.seed_means(runs[::-1])
+    assert means["seeds"] == [1, 2] and means["verdict"] == "PASS"
+    first, second = means["checkpoints"]
+    assert first["reference_recall@20"] == pytest.approx(0.100) and first["ours_recall@20"] == pytest.approx(0.101)
+    assert first["recall_gap"] == pytest.approx(0.01) and first["seed_gaps"] == pytest.approx([0.04, -0.02])
+    assert second["recall_gap"] == pytest.approx(0.199 / 0.200 - 1)
+    assert means["last_epoch_spread"]["ours"]["range"] == pytest.approx(0.206 / 0.192 - 1)
+    assert means["last_epoch_spread"]["reference"]["range"] == pytest.approx(0.0)
+    shifted = [_seed_run(s, {5: 0.100, 10: 0.200}, {5: 0.1035, 10: 0.207}) for s in (1, 2)]   # +3.5 % at every seed
+    assert rearm_parity.seed_means(shifted)["verdict"] == "FAIL"
+    with pytest.raises(ValueError, match="distinct seeds"):
+        rearm_parity.seed_means([runs[0], runs[0]])
+
+
+def test_report_puts_the_seed_means_beside_the_single_seed_comparison():
+    runs = [_seed_run(s, {5: 0.100, 10: 0.200}, ours) for s, ours in
+            ((2025, {5: 0.104, 10: 0.192}), (2026, {5: 0.098, 10: 0.206}))]
+    lines = "\n".join(rearm_parity.companions(runs[0], None, runs[1:]))
+    assert "| epoch | gap seed 2025 | gap seed 2026 |" in lines
+    assert "| 5 | +4.0% | -2.0% | 0.1000 | 0.1010 | +1.0% |" in lines
+    assert "**PASS**" in lines and "Our side alone" not in lines
+
+
 def test_reference_logger_writes_one_record_per_validation(tmp_path, monkeypatch):
     import importlib
 
