@@ -244,7 +244,7 @@ def measure(data: Path, threads: int, epochs: int, repeats: int) -> dict:
 
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config["train"])
     table_step.attach(model, optimizer, config["train"])
-    in_backward = sum(t.numel() for t, _ in model.feature_tables()) if table_step.applies(config["train"]) else 0
+    in_backward = table_step.elements_in_backward(model, config["train"])
     model.train()
     batches = list(task.batches(epochs + 1))
 

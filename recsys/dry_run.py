@@ -155,8 +155,7 @@ def estimate_memory(config: dict, dataset, model, store, model_cls) -> tuple[dic
     """(parts, phases) of the memory estimate, in bytes (module docstring)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    in_backward = sum(t.numel() for t, _ in model.feature_tables() if t.requires_grad) \
-        if table_step.applies(config["train"]) else 0
+    in_backward = table_step.elements_in_backward(model, config["train"])
     stats = dataset.stats()
     batch = batch_stats(dataset, model_cls.task, int(config["train"]["batch_size"]))
     step = model_cls.step_memory(config["model"], stats, batch)

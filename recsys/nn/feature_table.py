@@ -81,8 +81,7 @@ class _TableProjection(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             updatable = table.is_leaf and table.grad is None
             if updatable and ctx.memory.update is not None:
-                with torch.no_grad():
-                    ctx.memory.update(table, row_blocks(grad, weight))
+                ctx.memory.update(table, row_blocks(grad, weight))
             elif updatable:
                 grad_table = matmul_into(grad, weight, ctx.memory.like(table)).detach()
             else:

@@ -45,6 +45,14 @@ def applies(train_config: dict) -> bool:
         and distributed.world_size() == 1
 
 
+def elements_in_backward(model, train_config: dict) -> int:
+    """How many parameter elements the run steps in the backward pass: those of ``model``'s
+    trainable feature tables where :func:`applies` allows it (their gradients are never stored)."""
+    if not applies(train_config):
+        return 0
+    return sum(table.numel() for table, _ in model.feature_tables() if table.requires_grad)
+
+
 def attach(model, optimizer: torch.optim.Optimizer, train_config: dict) -> int:
     """Make ``optimizer``'s step of each of ``model``'s feature tables part of the backward
     pass where :func:`applies` allows it (and detach it otherwise); returns how many tables

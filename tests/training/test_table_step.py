@@ -93,6 +93,10 @@ def test_settings_that_need_stored_gradients_keep_the_plain_step(settings):
     assert table_step.attach(model, optimizer, settings) == 0  # detached again
     model.loss(0).backward()
     assert model.table.grad is not None and not optimizer.state
+    assert table_step.elements_in_backward(model, settings) == 0
+    assert table_step.elements_in_backward(model, {"tables_in_backward": True}) == 300 * 4096
+    model.table.requires_grad_(False)
+    assert table_step.elements_in_backward(model, {"tables_in_backward": True}) == 0
 
 
 def _rearm_config(tmp_path, **train):
