@@ -515,10 +515,10 @@ def seed_means(runs: list[dict]) -> dict:
     and epochs at different seeds. A single seed's gap mixes the two codes' difference with the
     seed-to-seed variation of each code; the mean over seeds shrinks the latter.
     """
-    if len({run["seed"] for run in runs}) != len(runs) or len(runs) < 2:
+    if len({seeded["seed"] for seeded in runs}) != len(runs) or len(runs) < 2:
         raise ValueError(f"seed_means needs runs at two or more distinct seeds, got {[r['seed'] for r in runs]}")
-    runs = sorted(runs, key=lambda run: run["seed"])
-    tables = [run["comparison"]["checkpoints"] for run in runs]
+    runs = sorted(runs, key=lambda seeded: seeded["seed"])
+    tables = [seeded["comparison"]["checkpoints"] for seeded in runs]
     epochs = [row["epoch"] for row in tables[0]]
     if any([row["epoch"] for row in table] != epochs for table in tables):
         raise ValueError("seed_means needs runs compared at the same checkpoints")
@@ -531,8 +531,8 @@ def seed_means(runs: list[dict]) -> dict:
                      "seed_gaps": [table[position]["recall_gap"] for table in tables],
                      "within_tolerance": abs(gap) <= TOLERANCE})
     spread = {side: [table[-1][f"{side}_recall@20"] for table in tables] for side in ("reference", "ours")}
-    return {"seeds": [run["seed"] for run in runs], "threads": [run["threads"] for run in runs],
-            "commits": [run["commit"] for run in runs], "checkpoints": rows,
+    return {"seeds": [seeded["seed"] for seeded in runs], "threads": [seeded["threads"] for seeded in runs],
+            "commits": [seeded["commit"] for seeded in runs], "checkpoints": rows,
             "last_epoch_spread": {side: {"min": min(v), "max": max(v), "range": max(v) / min(v) - 1}
                                   for side, v in spread.items()},
             "verdict": "PASS" if all(row["within_tolerance"] for row in rows) else "FAIL"}
@@ -548,7 +548,7 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
                   "parameters, everything else the same): gap per checkpoint "
                   + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
                   + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{same_init['verdict']}**."]
-    compared = [run for run in seed_runs if "comparison" in run]
+    compared = [seeded for seeded in seed_runs if "comparison" in seeded]
     if compared and "comparison" in results and not results["same_init"]:
         means = seed_means([results, *compared])
         lines += ["", "Both codes at other seeds (same input and hyper-parameters; seeds "
@@ -569,7 +569,7 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
                   f"{spread['ours']['max']:.4f} ({spread['ours']['range']:.1%}). Seed means within "
                   f"±{TOLERANCE:.0%} at every checkpoint: **{means['verdict']}** (largest "
                   f"{max(abs(r['recall_gap']) for r in means['checkpoints']):.1%})."]
-    alone = [run for run in seed_runs if "comparison" not in run]
+    alone = [seeded for seeded in seed_runs if "comparison" not in seeded]
     if alone:
         last = results["epochs"]
         by_seed = sorted((other["seed"], next(r["valid"]["recall@20"] for r in other["sides"]["ours"]["epochs"]
@@ -749,7 +749,7 @@ def main(argv=None) -> int:
         io.write_json(args.out, results)
         plot(results, args.out.with_suffix(".png"))
     seed_runs = [read_json(p, None) for p in sorted(RESULTS.glob(SEED_RUNS)) if p.resolve() != args.out.resolve()]
-    seed_runs = [run for run in seed_runs if run["seed"] != results["seed"]]
+    seed_runs = [seeded for seeded in seed_runs if seeded["seed"] != results["seed"]]
     if not args.no_readme:
         write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs), BEGIN, END)
     for row in results.get("comparison", {}).get("checkpoints", []):
@@ -763,7 +763,7 @@ def main(argv=None) -> int:
         print(f"{name}: {t['median_epoch_seconds']:.2f} s/epoch wall, {t['median_epoch_cpu_seconds']:.2f} CPU s/epoch "
               f"(median), setup {t['setup_seconds']:.1f} s")
     print(results.get("verdict", "our side only: no comparison (give --reference)"))
-    compared = [run for run in seed_runs if "comparison" in run]
+    compared = [seeded for seeded in seed_runs if "comparison" in seeded]
     if compared and "comparison" in results and not results["same_init"]:
         means = seed_means([results, *compared])
         for row in means["checkpoints"]:
