@@ -131,43 +131,66 @@ def sports_paragraph(sports: dict, baselines: dict) -> str:
             f"REARM's {compare('recall@20', 'Recall@20')[4:]}, {compare('ndcg@20', 'NDCG@20')}.")
 
 
+def epochs_by_threads(sittings: list[dict], epochs: list[dict]) -> dict[int, list[dict]]:
+    """The epochs grouped by the thread count of the sitting that trained them (a sitting trains
+    from its ``first_epoch`` up to the next sitting's)."""
+    starts = sorted((s["first_epoch"], s["threads"]) for s in sittings if s.get("first_epoch"))
+    groups: dict[int, list[dict]] = {}
+    for epoch in epochs:
+        threads = next((t for first, t in reversed(starts) if first <= epoch["epoch"]), None)
+        if threads is not None:
+            groups.setdefault(threads, []).append(epoch)
+    return groups
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
 def clothing_paragraph(clothing: dict) -> str:
     sittings, epochs = clothing.get("sittings", []), clothing.get("epochs", [])
     data = next((s["data"] for s in sittings if s.get("data")), None)
     if not epochs or data is None:
         return ""
-    cpu = sorted(e["train_cpu_seconds"] for e in epochs if e.get("train_cpu_seconds"))
-    wall = sorted(e["train_seconds"] for e in epochs)
-    evaluation = sorted(e["eval_seconds"] for e in epochs if e.get("eval_seconds"))
+    cpu = [e["train_cpu_seconds"] for e in epochs if e.get("train_cpu_seconds")]
+    evaluation = [e["eval_seconds"] for e in epochs if e.get("eval_seconds")]
     best = max((e for e in epochs if e["valid_recall@20"] is not None), key=lambda e: e["valid_recall@20"])
     last = sittings[-1]
     peak = last["peak_rss_mb"]
-    earlier = [f"{s.get('commit_at_start', s['environment']['commit'])}: {_gb(s['peak_rss_mb'])}"
+    earlier = [f"{s.get('commit_at_start') or s['environment']['commit']}: {_gb(s['peak_rss_mb'])}"
                for s in sittings[:-1]]
     starts = [s["seconds_to_first_evaluation"] for s in sittings if s.get("seconds_to_first_evaluation")]
-    loads = [s["load_before"][0] for s in sittings] + [s["load_after"][0] for s in sittings]
-    threads = sorted({s["threads"] for s in sittings})
+    per_threads = []
+    for threads, group in sorted(epochs_by_threads(sittings, epochs).items()):
+        loads = [x for s in sittings if s["threads"] == threads for x in (s["load_before"][0], s["load_after"][0])]
+        per_threads.append(f"{threads} thread(s): {_median([e['train_seconds'] for e in group]):.0f} s wall, "
+                           f"{_median([e['train_cpu_seconds'] for e in group]):.0f} CPU-s over {len(group)} "
+                           f"epochs, load average {_range(loads, '.1f')}")
     target = clothing["memory_target_gb"]
     results = clothing.get("results")
+    to_best = sum(e["train_cpu_seconds"] for e in epochs if e["epoch"] <= best["epoch"])
     if results:
         state = (f"early stopping ended it after {results['epochs_run']} epochs (best valid epoch "
-                 f"{results['best_epoch']}, {sum(e['train_seconds'] for e in epochs) / 3600:.1f} h of training); "
-                 f"test Recall@20 {results['test']['recall@20']:.4f} / NDCG@20 {results['test']['ndcg@20']:.4f} "
-                 "(stand-in features: a check that training converges, not a Clothing accuracy)")
+                 f"{results['best_epoch']}; training to it took {to_best / 3600:.1f} CPU-hours, the whole run "
+                 f"{sum(cpu) / 3600:.1f} CPU-hours and {sum(e['train_seconds'] for e in epochs) / 3600:.1f} h "
+                 f"of wall time); test Recall@20 {results['test']['recall@20']:.4f} / NDCG@20 "
+                 f"{results['test']['ndcg@20']:.4f} (stand-in features: a check that training converges, not a "
+                 "Clothing accuracy)")
     else:
-        state = (f"not converged yet: {len(epochs)} epochs over {len(sittings)} sitting(s), best valid Recall@20 "
+        state = (f"not converged yet: {len(epochs)} epochs over {len(sittings)} sitting(s) "
+                 f"({sum(cpu) / 3600:.1f} CPU-hours of training), best valid Recall@20 "
                  f"{best['valid_recall@20']:.4f} at epoch {best['epoch']} (stand-in features); the same command "
                  "resumes it")
     return (f"**Clothing at full size** (`rearm_clothing.py`: the Clothing split, {data['users']:,} users, "
             f"{data['items']:,} items, {data['train']:,} train interactions, stand-in features; "
-            f"`{clothing['recipe']}`, trained user interest; {'/'.join(map(str, threads))} thread(s), load average "
-            f"{_range(loads, '.1f')}): an epoch costs {cpu[len(cpu) // 2]:.0f} CPU-s "
-            f"({wall[len(wall) // 2]:.0f} s wall; medians; {_range(cpu, '.0f')} CPU-s over the epochs, as the "
-            "shared machine's load varied), a full validation "
-            f"{evaluation[len(evaluation) // 2]:.1f} s, "
+            f"`{clothing['recipe']}`, trained user interest): an epoch costs {_median(cpu):.0f} CPU-s (median; "
+            f"{_range(cpu, '.0f')} over the epochs, as the shared machine's load varied); median per epoch with "
+            + "; ".join(per_threads) + "; a full validation "
+            f"{_median(evaluation):.1f} s, "
             f"the first evaluation comes {_range(starts, '.0f')} s after launch (data, graphs, model, one epoch); "
             f"peak resident memory of the last sitting (commit "
-            f"{last.get('commit_at_start', last['environment']['commit'])}) {_gb(peak)} ({peak:,.0f} MiB) "
+            f"{last.get('commit_at_start') or last['environment']['commit']}) {_gb(peak)} ({peak:,.0f} MiB) "
             f"against the {target:g} GB target ({'met' if peak / 1024 <= target else 'NOT met'}; the reference "
             f"code: {clothing['reference_peak_gb']:g} GB"
             + (f"; earlier sittings, commit {', '.join(earlier)}" if earlier else "") + "); "
