@@ -552,7 +552,7 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
     if compared and "comparison" in results and not results["same_init"]:
         means = seed_means([results, *compared])
         lines += ["", "Both codes at other seeds (same input and hyper-parameters; seeds "
-                  + ", ".join(f"{s} ({t} threads, commit {c})" for s, t, c in
+                  + ", ".join(f"{s} ({t} thread{'s' if t != 1 else ''}, commit {c})" for s, t, c in
                               zip(means["seeds"], means["threads"], means["commits"]))
                   + "): each seed's gap, and the gap between the two codes' means over the seeds.", "",
                   "| epoch | " + " | ".join(f"gap seed {s}" for s in means["seeds"])
