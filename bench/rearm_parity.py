@@ -60,13 +60,19 @@ run with ``--reference`` compares both codes at that seed, and the section then 
 the two codes' means over the seeds, checkpoint by checkpoint (``seed_means``): one seed's gap
 holds each code's own seed-to-seed variation, which on this input is of the order of the ±3 %
 band, and the mean over seeds shrinks it. A seed run without ``--reference`` gives the spread
-of our side alone. ``--report`` rewrites the section from those files:
+of our side alone. ``--reference-ties`` makes our side keep the reference's top-k co-occurrence
+neighbour sets (read from the lists the reference saved in its copy; our graph code then
+weights and pads them as usual), which removes the one accepted difference; its runs
+(``--out results/rearm_parity_ties-S.json --no-readme``, two seeds or more) get their own
+seed-mean table. ``--report`` rewrites the section from those files:
 
     python bench/rearm_parity.py --reference R --reference-python PY --work W
     python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init \
         --out bench/results/rearm_parity_same_init.json --no-readme
     python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 \
         --out bench/results/rearm_parity_seed-2026.json --no-readme
+    python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 --reference-ties \
+        --out bench/results/rearm_parity_ties-2026.json --no-readme
     python bench/rearm_parity.py --report
 """
 from __future__ import annotations
@@ -103,6 +109,7 @@ TOLERANCE = 0.03
 SPEED_GOAL = 6.0
 SAME_INIT = RESULTS / "rearm_parity_same_init.json"
 SEED_RUNS = "rearm_parity_seed-*.json"
+TIE_RUNS = "rearm_parity_ties-*.json"
 LOAD_SAMPLE_SECONDS = 5.0
 BEGIN, END = "<!-- rearm_parity:begin -->", "<!-- rearm_parity:end -->"
 SIDE_COLOURS = {"reference": "tab:blue", "ours": "tab:orange"}
@@ -292,6 +299,51 @@ def ours_config(data: Path, epochs: int, seed: int, threads: int, device: str, o
     return raw
 
 
+def reference_topk(lists: dict, k: int):
+    """The reference's saved co-occurrence neighbour lists (``{row: [nodes, counts]}``, best
+    first) as :func:`recsys.graphs.cooccurrence.cooccurrence_topk` returns ours: (counts,
+    indices, n_neighbours), each row's first ``k``, zero past ``n_neighbours``."""
+    import torch
+
+    n = len(lists)
+    counts, indices = torch.zeros(n, k), torch.zeros(n, k, dtype=torch.int64)
+    n_neighbours = torch.zeros(n, dtype=torch.int64)
+    for row in range(n):
+        nodes, values = lists[row][0][:k], lists[row][1][:k]
+        indices[row, :len(nodes)] = torch.as_tensor([int(v) for v in nodes], dtype=torch.int64)
+        counts[row, :len(nodes)] = torch.as_tensor([float(v) for v in values])
+        n_neighbours[row] = len(nodes)
+    return counts, indices, n_neighbours
+
+
+def use_reference_neighbours(folder: Path, n_users: int, n_items: int) -> list[str]:
+    """Make our co-occurrence graphs keep the reference's top-k neighbour sets (saved in
+    ``folder``), so that ties at the k-th count are broken as the reference breaks them; returns
+    the kinds (``users``/``items``) served, one entry per graph built."""
+    import torch
+
+    from recsys.graphs import cooccurrence
+
+    lists = {n_users: ("users", torch.load(folder / "dict_user_co_occ_graph.pt", weights_only=True)),
+             n_items: ("items", torch.load(folder / "dict_item_co_occ_graph.pt", weights_only=True))}
+    served: list[str] = []
+
+    def topk(incidence, k, chunk_size=None):
+        kind, saved = lists[incidence.shape[0]]
+        served.append(kind)
+        return reference_topk(saved, min(int(k), incidence.shape[0]))
+
+    cooccurrence.cooccurrence_topk = topk
+    return served
+
+
+def _sizes(data: Path) -> tuple[int, int]:
+    from recsys.data.rearm import read_rearm
+
+    dataset = read_rearm(data, modalities=[])
+    return dataset.n_users, dataset.n_items
+
+
 def run_ours_worker(args) -> None:
     """Our side in its own process: the same JSON epoch records as the reference's logger."""
     import resource
@@ -304,8 +356,12 @@ def run_ours_worker(args) -> None:
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
     config = resolve(ours_config(args.data, args.epochs, args.seed, args.threads, args.device, args.run_dir))
+    served = use_reference_neighbours(args.neighbours_from, *_sizes(args.data)) if args.neighbours_from else None
     components = build(config, torch.device(args.device))
     model, task = components.model, components.task
+    if served is not None and sorted(served) != ["items", "users"]:
+        raise RuntimeError(f"--reference-ties: expected the user and item co-occurrence graphs from the reference's "
+                           f"lists, served {served}")
     if args.init_from is not None:
         load_reference_state(model, torch.load(args.init_from, map_location=args.device, weights_only=True))
     setup_seconds = time.perf_counter() - started
@@ -538,9 +594,36 @@ def seed_means(runs: list[dict]) -> dict:
             "verdict": "PASS" if all(row["within_tolerance"] for row in rows) else "FAIL"}
 
 
-def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> list[str]:
-    """The --same-init run of the same command, both codes at other seeds (the seed means), and
-    our side alone at other seeds (its spread)."""
+def seed_means_lines(intro: str, means: dict, epochs: int) -> list[str]:
+    """README lines for :func:`seed_means`: ``intro``, each seed's gap and the gap of the means
+    per checkpoint, each side's spread after the last epoch and the verdict on the means."""
+    lines = ["", intro + " (seeds "
+             + ", ".join(f"{s}: {t} thread{'s' if t != 1 else ''}, commit {c}" for s, t, c in
+                         zip(means["seeds"], means["threads"], means["commits"]))
+             + "): each seed's gap, and the gap between the two codes' means over the seeds.", "",
+             "| epoch | " + " | ".join(f"gap seed {s}" for s in means["seeds"])
+             + " | reference mean R@20 | ours mean R@20 | gap of the means |",
+             "|---|" + "---|" * (len(means["seeds"]) + 3)]
+    for row in means["checkpoints"]:
+        lines.append(f"| {row['epoch']} | " + " | ".join(f"{g:+.1%}" for g in row["seed_gaps"])
+                     + f" | {row['reference_recall@20']:.4f} | {row['ours_recall@20']:.4f} | "
+                     f"{row['recall_gap']:+.1%} |")
+    spread = means["last_epoch_spread"]
+    lines += ["", f"After epoch {epochs} the seeds spread the reference's valid Recall@20 over "
+              f"{spread['reference']['min']:.4f} to {spread['reference']['max']:.4f} "
+              f"({spread['reference']['range']:.1%}) and ours over {spread['ours']['min']:.4f} to "
+              f"{spread['ours']['max']:.4f} ({spread['ours']['range']:.1%}). Seed means within "
+              f"±{TOLERANCE:.0%} at every checkpoint: **{means['verdict']}** (largest "
+              f"{max(abs(r['recall_gap']) for r in means['checkpoints']):.1%}; mean of the gaps from epoch "
+              f"{means['checkpoints'][len(means['checkpoints']) // 2]['epoch']} on "
+              f"{np.mean([r['recall_gap'] for r in means['checkpoints'][len(means['checkpoints']) // 2:]]):+.1%})."]
+    return lines
+
+
+def companions(results: dict, same_init: dict | None, seed_runs: list[dict], tie_runs: list[dict] = ()) -> list[str]:
+    """The --same-init run of the same command, both codes at other seeds (the seed means), the
+    --reference-ties runs (the seed means with the reference's neighbour sets), and our side
+    alone at other seeds (its spread)."""
     lines = []
     if same_init and "comparison" in same_init and not results["same_init"]:
         rows = same_init["comparison"]["checkpoints"]
@@ -550,25 +633,12 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
                   + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{same_init['verdict']}**."]
     compared = [seeded for seeded in seed_runs if "comparison" in seeded]
     if compared and "comparison" in results and not results["same_init"]:
-        means = seed_means([results, *compared])
-        lines += ["", "Both codes at other seeds (same input and hyper-parameters; seeds "
-                  + ", ".join(f"{s} ({t} thread{'s' if t != 1 else ''}, commit {c})" for s, t, c in
-                              zip(means["seeds"], means["threads"], means["commits"]))
-                  + "): each seed's gap, and the gap between the two codes' means over the seeds.", "",
-                  "| epoch | " + " | ".join(f"gap seed {s}" for s in means["seeds"])
-                  + " | reference mean R@20 | ours mean R@20 | gap of the means |",
-                  "|---|" + "---|" * (len(means["seeds"]) + 3)]
-        for row in means["checkpoints"]:
-            lines.append(f"| {row['epoch']} | " + " | ".join(f"{g:+.1%}" for g in row["seed_gaps"])
-                         + f" | {row['reference_recall@20']:.4f} | {row['ours_recall@20']:.4f} | "
-                         f"{row['recall_gap']:+.1%} |")
-        spread = means["last_epoch_spread"]
-        lines += ["", f"After epoch {results['epochs']} a seed change alone moves the reference's valid Recall@20 "
-                  f"over {spread['reference']['min']:.4f} to {spread['reference']['max']:.4f} "
-                  f"({spread['reference']['range']:.1%}) and ours over {spread['ours']['min']:.4f} to "
-                  f"{spread['ours']['max']:.4f} ({spread['ours']['range']:.1%}). Seed means within "
-                  f"±{TOLERANCE:.0%} at every checkpoint: **{means['verdict']}** (largest "
-                  f"{max(abs(r['recall_gap']) for r in means['checkpoints']):.1%})."]
+        lines += seed_means_lines("Both codes at other seeds, same input and hyper-parameters",
+                                  seed_means([results, *compared]), results["epochs"])
+    if len(tie_runs) >= 2:
+        lines += seed_means_lines("With `--reference-ties`, our side keeping the reference's top-k co-occurrence "
+                                  "neighbour sets (ties at the k-th count broken as there), everything else as above",
+                                  seed_means(list(tie_runs)), results["epochs"])
     alone = [seeded for seeded in seed_runs if "comparison" not in seeded]
     if alone:
         last = results["epochs"]
@@ -587,7 +657,8 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict]) -> 
     return lines
 
 
-def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict] = ()) -> str:
+def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict] = (),
+             tie_runs: list[dict] = ()) -> str:
     data = results["data"]
     lines = [BEGIN, "## REARM against the reference code (`rearm_parity.py`)", "",
              f"Commit {results['commit']}, {results['date']}; reference code "
@@ -623,7 +694,7 @@ def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict]
             ref["median_epoch_cpu_seconds"] / own["median_epoch_cpu_seconds"]
         lines += ["", f"Our epoch is {wall:.1f}x faster than the reference's in wall time ({cpu:.1f}x in CPU time); "
                   f"goal {SPEED_GOAL:g}x: {'met' if wall >= SPEED_GOAL else 'NOT met'}."]
-    lines += companions(results, same_init, seed_runs)
+    lines += companions(results, same_init, seed_runs, tie_runs)
     if "neighbours" in results:
         parts = [f"{kind} {v['share_differing']:.1%} of {v['rows_with_neighbours']:,} rows (k = {v['k']}; "
                  f"{v['other']} not explained by a tie)" for kind, v in results["neighbours"].items()]
@@ -655,22 +726,28 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--same-init", action="store_true",
                         help="start our side from the reference's initial parameters (needs --reference)")
+    parser.add_argument("--reference-ties", action="store_true",
+                        help="our side keeps the reference's top-k co-occurrence neighbour sets (ties broken as "
+                             "there; needs --reference)")
     parser.add_argument("--work", type=Path, default=None, help="keep inputs, logs and the reference copy here")
     parser.add_argument("--out", type=Path, default=OUT, help="results JSON (the plot goes beside it, .png)")
     parser.add_argument("--no-readme", action="store_true", help="do not write the bench/README.md section")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the README section from --out, the --same-init results and the "
-                             f"{SEED_RUNS} runs at other seeds")
+                             f"{SEED_RUNS} runs at other seeds and the {TIE_RUNS} runs")
     parser.add_argument("--ours-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--init-from", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--neighbours-from", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference is not None and not args.reference_python:
         parser.error("--reference needs --reference-python (an interpreter with the reference's packages)")
     if args.same_init and args.reference is None:
         parser.error("--same-init needs --reference (it starts our side from the reference's initial parameters)")
+    if args.reference_ties and args.reference is None:
+        parser.error("--reference-ties needs --reference (it reads the neighbour lists the reference saves)")
     if args.epochs < 1 or args.threads < 1:
         parser.error("--epochs and --threads must be positive")
     return args
@@ -688,7 +765,7 @@ def run(args) -> dict:
     results = {"commit": commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "epochs": args.epochs, "seed": args.seed, "device": args.device, "eval_every": EVAL_EVERY,
-               "same_init": args.same_init,
+               "same_init": args.same_init, "reference_ties": args.reference_ties,
                "data": {"source": str(args.source), "n_items_requested": args.items, "min_train": args.min_train,
                         "image_dim": args.image_dim, "image_seed": 0, **{k: subset.stats()[k] for k in
                                                                           ("users", "items", "train", "valid", "test")}},
@@ -710,7 +787,9 @@ def run(args) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-worker", "--data", str(data),
                "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads),
                "--device", args.device, "--log", str(log), "--run-dir", str(work / "ours_run"),
-               *(["--init-from", str(work / "reference_initial_state.pt")] if args.same_init else [])]
+               *(["--init-from", str(work / "reference_initial_state.pt")] if args.same_init else []),
+               *(["--neighbours-from", str(work / "reference" / "data" / DATASET_NAME)] if args.reference_ties
+                 else [])]
     shutil.rmtree(work / "ours_run", ignore_errors=True)
     results["sides"]["ours"] = run_side("ours", command, REPO, {**env, "PYTHONPATH": str(REPO)}, log,
                                         work / "ours.out", args.epochs)
@@ -751,7 +830,8 @@ def main(argv=None) -> int:
     seed_runs = [read_json(p, None) for p in sorted(RESULTS.glob(SEED_RUNS)) if p.resolve() != args.out.resolve()]
     seed_runs = [seeded for seeded in seed_runs if seeded["seed"] != results["seed"]]
     if not args.no_readme:
-        write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs), BEGIN, END)
+        tie_runs = [read_json(p, None) for p in sorted(RESULTS.glob(TIE_RUNS))]
+        write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs, tie_runs), BEGIN, END)
     for row in results.get("comparison", {}).get("checkpoints", []):
         print(f"epoch {row['epoch']:3d}  valid R@20 reference {row['reference_recall@20']:.4f}  "
               f"ours {row['ours_recall@20']:.4f}  gap {row['recall_gap']:+.1%}")

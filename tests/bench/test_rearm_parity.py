@@ -136,6 +136,29 @@ def test_neighbour_sets_count_tie_only_and_other_differences():
     assert result["share_differing"] == pytest.approx(2 / 3)
 
 
+def test_reference_neighbour_lists_replace_ours_with_their_tie_choices(tmp_path, monkeypatch):
+    import scipy.sparse as sp
+    import torch
+
+    from recsys.graphs import cooccurrence
+
+    monkeypatch.setattr(cooccurrence, "cooccurrence_topk", cooccurrence.cooccurrence_topk)  # restored afterwards
+    incidence = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1]], dtype=np.float32))  # 3 users
+    counts, indices, n_neighbours = cooccurrence.cooccurrence_topk(incidence, 1)
+    assert indices[1].tolist() == [0] and counts[1].tolist() == [2.0]       # user 1: a tie (2, 2) kept by index
+    users = {row: [indices[row, :n].tolist(), counts[row, :n].tolist()] for row, n in enumerate(n_neighbours.tolist())}
+    users[1] = [[2, 0], [2.0, 2.0]]                                         # the reference kept the other one
+    items = {row: [[], []] for row in range(4)}
+    torch.save(users, tmp_path / "dict_user_co_occ_graph.pt")
+    torch.save(items, tmp_path / "dict_item_co_occ_graph.pt")
+    served = rearm_parity.use_reference_neighbours(tmp_path, n_users=3, n_items=4)
+    graph = cooccurrence.cooccurrence_graph(incidence, 1, pad="none").to_dense()
+    assert served == ["users"] and graph[1].nonzero().flatten().tolist() == [2]
+    assert graph[0].nonzero().flatten().tolist() == [1] and graph[2].nonzero().flatten().tolist() == [1]
+    counts, indices, n_neighbours = rearm_parity.reference_topk(users, 2)
+    assert indices[1].tolist() == [2, 0] and n_neighbours.tolist() == [1, 2, 1]
+
+
 def _records(recalls: dict[int, float], epochs: int, every_epoch: bool) -> list[dict]:
     out = []
     for epoch in range(1, epochs + 1):
@@ -188,7 +211,10 @@ def test_report_puts_the_seed_means_beside_the_single_seed_comparison():
     lines = "\n".join(rearm_parity.companions(runs[0], None, runs[1:]))
     assert "| epoch | gap seed 2025 | gap seed 2026 |" in lines
     assert "| 5 | +4.0% | -2.0% | 0.1000 | 0.1010 | +1.0% |" in lines
-    assert "**PASS**" in lines and "Our side alone" not in lines
+    assert "**PASS**" in lines and "Our side alone" not in lines and "reference-ties" not in lines
+    ties = [_seed_run(s, {5: 0.100, 10: 0.200}, {5: 0.101, 10: 0.199}) for s in (2025, 2026)]
+    lines = "\n".join(rearm_parity.companions(runs[0], None, runs[1:], ties))
+    assert "With `--reference-ties`" in lines and "| 5 | +1.0% | +1.0% | 0.1000 | 0.1010 | +1.0% |" in lines
 
 
 def test_reference_logger_writes_one_record_per_validation(tmp_path, monkeypatch):
