@@ -90,6 +90,7 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
         if resume:
             trainer.resume()
         state = trainer.fit()
+        trainer.release()
         results = _final_results(config, run_dir, device, run, state, started) if main_rank else None
         return distributed.broadcast(results)
     finally:
@@ -101,8 +102,7 @@ def train(config: dict, run_dir: str | Path | None = None, resume: bool = False,
 def _final_results(config, run_dir: Path, device, run, state: dict, started: float) -> dict:
     """Reload the best checkpoint, evaluate valid and test, write results.json and the
     per-user test metrics (the test means are those of the per-user values: one pass)."""
-    best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
-    run.model.load_state_dict(best["model"])
+    load_best_weights(run.model, run_dir, device)
     eval_start = time.perf_counter()
     valid = run.task.evaluate(run.model, "valid")
     test_per_user = run.task.evaluate_per_user(run.model, "test")
@@ -129,6 +129,12 @@ def _final_results(config, run_dir: Path, device, run, state: dict, started: flo
     }
     io.write_json(run_dir / "results.json", results)
     return results
+
+
+def load_best_weights(model, run_dir: Path, device) -> None:
+    """Copy ``best.pt``'s weights into ``model``; the checkpoint's own copy of them is freed on
+    return, before anything else allocates (an evaluation that kept it would hold the model twice)."""
+    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device, weights_only=False)["model"])
 
 
 def epoch_records(run_dir: Path, last_epoch: int) -> list[dict]:
@@ -199,8 +205,7 @@ def load_run(run_dir: str | Path, device: str = "auto", data: str | Path | None 
     config = _run_config(run_dir, data)
     torch_device = resolve_device(device)
     components = build(config, torch_device)
-    best = torch.load(run_dir / "best.pt", map_location=torch_device, weights_only=False)
-    components.model.load_state_dict(best["model"])
+    load_best_weights(components.model, run_dir, torch_device)
     return TrainedRun(components.model, components.dataset, torch_device, run_dir=run_dir, config=config,
                       task=components.task, index=index)
 

@@ -67,6 +67,13 @@ def attach(model, optimizer: torch.optim.Optimizer, train_config: dict) -> int:
     return len(tables) if use else 0
 
 
+def detach(model) -> None:
+    """Stop stepping ``model``'s feature tables in the backward pass: their update hooks (and
+    the hold these keep on the optimiser and its state) are dropped; gradients are stored again."""
+    for _, memory in model.feature_tables():
+        memory.update = None
+
+
 class AdamTableStep:
     """One table's Adam/AdamW step, applied to the row blocks of its gradient (module docstring)."""
 

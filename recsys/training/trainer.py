@@ -230,3 +230,15 @@ class Trainer:
         for callback in self.on_epoch_end:
             getattr(callback, "close", lambda: None)()
         return dict(self.state)
+
+    def release(self) -> None:
+        """Free the optimiser and its state once training is over, before the final evaluation.
+
+        Adam's two moments hold twice the trainable parameters (2.2 GB for REARM's Clothing
+        feature tables, 62,420 × 4,480 floats); the feature tables' backward-pass steps hold
+        the optimiser too (:func:`recsys.training.table_step.detach` drops them). The trainer
+        cannot train or checkpoint afterwards; ``last.pt`` keeps the state for a resume.
+        """
+        table_step.detach(self.model)
+        self.optimizer.state.clear()
+        self.optimizer = None

@@ -1,4 +1,7 @@
 """Feature tables stepped inside the backward pass: the same optimiser step as torch's, resumable."""
+import gc
+import weakref
+
 import pytest
 import torch
 from torch import nn
@@ -122,3 +125,18 @@ def test_rearm_trained_with_tables_stepped_in_backward_equals_the_plain_step(pla
         finals[inside] = run.model.state_dict()
     for key, value in finals[True].items():
         torch.testing.assert_close(value, finals[False][key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_release_after_training_frees_the_optimiser_moments_the_table_steps_held(planted, tmp_path):
+    config = _rearm_config(tmp_path, epochs=1)
+    run = build(config, torch.device("cpu"), planted)
+    trainer = Trainer(run.model, run.task, config["train"], tmp_path)
+    trainer.fit()
+    tables = [table for table, _ in run.model.feature_tables()]
+    moments = [weakref.ref(trainer.optimizer.state[table][key]) for table in tables
+               for key in ("exp_avg", "exp_avg_sq")]
+    assert len(moments) == 4 and all(memory.update is not None for _, memory in run.model.feature_tables())
+    trainer.release()
+    gc.collect()
+    assert [moment() for moment in moments] == [None] * 4
+    assert all(memory.update is None for _, memory in run.model.feature_tables())
