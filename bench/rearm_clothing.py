@@ -17,11 +17,17 @@ builds the graphs, trains and evaluates; Linux ``ru_maxrss`` of the waited-for c
 load average before and after, and its environment. ``results/rearm.json["clothing"]`` holds
 the sittings, every epoch's wall and CPU seconds and valid Recall@20 / NDCG@20 (from the run's
 metrics.jsonl) and, once the run has ended, its results (test metrics at the best valid epoch).
+``--memory-check`` instead starts a fresh one-epoch run in ``<work>/memory-check`` and
+records its one sitting as ``clothing["memory_check"]``: data, graphs, an epoch, the
+validation, both checkpoints, the best weights reloaded and the test evaluation, all in one
+process at one commit, so its peak RSS covers every stage of a run's path (the convergence
+run's sittings each cover part of it, some at older commits).
 The memory target is ``MEMORY_TARGET_GB`` of peak RSS (the reference code needs
 ``REFERENCE_PEAK_GB`` on this input, issue 13). ``rearm_report.py`` writes the README
 paragraph.
 
     python bench/rearm_clothing.py --hours 1.5          # run again to continue until early stopping
+    python bench/rearm_clothing.py --memory-check --threads 2
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -113,6 +120,15 @@ def sitting(args) -> dict:
             "load_before": before, "load_after": list(os.getloadavg()), "environment": environment()}
 
 
+def memory_check(args) -> int:
+    record = sitting(args)
+    results = read_json(args.out, {})
+    results.setdefault("clothing", {"sittings": []})["memory_check"] = record
+    io.write_json(args.out, results)
+    print(f"memory check ended by {record['ended_by']}: peak RSS {record['peak_rss_mb']:.0f} MB", flush=True)
+    return 0 if record["ended_by"] == "run finished" else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "rearm_clothing",
@@ -122,12 +138,20 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "recsys")
     parser.add_argument("--max-epochs", type=int, help="cap (smoke runs)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--memory-check", action="store_true",
+                        help="a fresh one-epoch run in <work>/memory-check: the peak memory of every stage in one "
+                             "process")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_check:
+        args.work, args.max_epochs = args.work / "memory-check", 1
+        shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.child:
         child(args)
         return 0
+    if args.memory_check:
+        return memory_check(args)
     record = sitting(args)
     results = read_json(args.out, {})
     clothing = results.setdefault("clothing", {"sittings": []})
