@@ -143,6 +143,10 @@ def epochs_by_threads(sittings: list[dict], epochs: list[dict]) -> dict[int, lis
     return groups
 
 
+def _commit_of(record: dict) -> str:
+    return record.get("commit_at_start") or record["environment"]["commit"]
+
+
 def _median(values: list[float]) -> float:
     values = sorted(values)
     return values[len(values) // 2]
@@ -156,10 +160,13 @@ def clothing_paragraph(clothing: dict) -> str:
     cpu = [e["train_cpu_seconds"] for e in epochs if e.get("train_cpu_seconds")]
     evaluation = [e["eval_seconds"] for e in epochs if e.get("eval_seconds")]
     best = max((e for e in epochs if e["valid_recall@20"] is not None), key=lambda e: e["valid_recall@20"])
-    last = sittings[-1]
-    peak = last["peak_rss_mb"]
-    earlier = [f"{s.get('commit_at_start') or s['environment']['commit']}: {_gb(s['peak_rss_mb'])}"
-               for s in sittings[:-1]]
+    check = clothing.get("memory_check")
+    judged = check or sittings[-1]
+    peak = judged["peak_rss_mb"]
+    judged_by = (f"a whole run's path in one process (`--memory-check`, commit {_commit_of(check)}, "
+                 f"{check['threads']} thread(s): data, graphs, one epoch, validation, checkpoints, the best weights "
+                 "reloaded, test evaluation)" if check else f"the last sitting (commit {_commit_of(judged)})")
+    others = [f"{_commit_of(s)}: {_gb(s['peak_rss_mb'])}" for s in (sittings if check else sittings[:-1])]
     starts = [s["seconds_to_first_evaluation"] for s in sittings if s.get("seconds_to_first_evaluation")]
     per_threads = []
     for threads, group in sorted(epochs_by_threads(sittings, epochs).items()):
@@ -189,11 +196,11 @@ def clothing_paragraph(clothing: dict) -> str:
             + "; ".join(per_threads) + "; a full validation "
             f"{_median(evaluation):.1f} s, "
             f"the first evaluation comes {_range(starts, '.0f')} s after launch (data, graphs, model, one epoch); "
-            f"peak resident memory of the last sitting (commit "
-            f"{last.get('commit_at_start') or last['environment']['commit']}) {_gb(peak)} ({peak:,.0f} MiB) "
+            f"peak resident memory of {judged_by} {_gb(peak)} ({peak:,.0f} MiB) "
             f"against the {target:g} GB target ({'met' if peak / 1024 <= target else 'NOT met'}; the reference "
             f"code: {clothing['reference_peak_gb']:g} GB"
-            + (f"; earlier sittings, commit {', '.join(earlier)}" if earlier else "") + "); "
+            + ("; " + ("the convergence run's" if check else "earlier") + f" sittings, commit {', '.join(others)}"
+               if others else "") + "); "
             f"{state}.")
 
 

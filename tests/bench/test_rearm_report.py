@@ -35,3 +35,17 @@ def test_clothing_paragraph_gives_each_thread_count_its_own_epoch_cost():
     assert "1 thread(s): 420 s wall, 400 CPU-s over 2 epochs, load average 2.0" in text
     assert "2 thread(s): 240 s wall, 415 CPU-s over 3 epochs, load average 1.0" in text
     assert "best valid Recall@20 0.0300 at epoch 2" in text and "not converged yet" in text
+
+
+def test_the_memory_verdict_comes_from_the_memory_check_when_there_is_one():
+    sittings = [_sitting(1, 1, 2.0), {**_sitting(None, 2, 1.0), "peak_rss_mb": 7000.0, "commit_at_start": "def5678"}]
+    clothing = {"sittings": sittings, "epochs": [_epoch(1, 400.0, 390.0, 0.01)], "recipe": "r.yaml",
+                "memory_target_gb": 6.0, "reference_peak_gb": 19.9}
+    without = rearm_report.clothing_paragraph(clothing)
+    assert "the last sitting (commit def5678) 6.8 GB (7,000 MiB) against the 6 GB target (NOT met" in without
+    assert "earlier sittings, commit abc1234: 1.0 GB)" in without
+    check = {**_sitting(1, 2, 1.0), "peak_rss_mb": 5500.0, "commit_at_start": "0123abc"}
+    text = rearm_report.clothing_paragraph({**clothing, "memory_check": check})
+    assert "(`--memory-check`, commit 0123abc, 2 thread(s)" in text
+    assert "5.4 GB (5,500 MiB) against the 6 GB target (met;" in text
+    assert "the convergence run's sittings, commit abc1234: 1.0 GB, def5678: 6.8 GB)" in text
