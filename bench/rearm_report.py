@@ -170,7 +170,8 @@ def clothing_paragraph(clothing: dict) -> str:
     starts = [s["seconds_to_first_evaluation"] for s in sittings if s.get("seconds_to_first_evaluation")]
     per_threads = []
     for threads, group in sorted(epochs_by_threads(sittings, epochs).items()):
-        loads = [x for s in sittings if s["threads"] == threads for x in (s["load_before"][0], s["load_after"][0])]
+        loads = [x for s in sittings if s["threads"] == threads and s.get("first_epoch")
+                 for x in (s["load_before"][0], s["load_after"][0])]
         per_threads.append(f"{threads} thread(s): {_median([e['train_seconds'] for e in group]):.0f} s wall, "
                            f"{_median([e['train_cpu_seconds'] for e in group]):.0f} CPU-s over {len(group)} "
                            f"epochs, load average {_range(loads, '.1f')}")

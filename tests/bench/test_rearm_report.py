@@ -27,13 +27,13 @@ def test_epochs_are_grouped_by_the_sitting_that_trained_them():
 
 
 def test_clothing_paragraph_gives_each_thread_count_its_own_epoch_cost():
-    sittings = [_sitting(1, 1, 2.0), _sitting(3, 2, 1.0)]
+    sittings = [_sitting(1, 1, 2.0), _sitting(3, 2, 1.0), _sitting(None, 2, 3.5)]  # the last trained no epoch
     epochs = [_epoch(1, 400.0, 390.0, 0.01), _epoch(2, 420.0, 400.0, 0.03),
               _epoch(3, 230.0, 410.0, 0.02), _epoch(4, 250.0, 420.0, 0.025), _epoch(5, 240.0, 415.0, 0.02)]
     text = rearm_report.clothing_paragraph({"sittings": sittings, "epochs": epochs, "recipe": "r.yaml",
                                             "memory_target_gb": 6.0, "reference_peak_gb": 19.9})
     assert "1 thread(s): 420 s wall, 400 CPU-s over 2 epochs, load average 2.0" in text
-    assert "2 thread(s): 240 s wall, 415 CPU-s over 3 epochs, load average 1.0" in text
+    assert "2 thread(s): 240 s wall, 415 CPU-s over 3 epochs, load average 1.0;" in text
     assert "best valid Recall@20 0.0300 at epoch 2" in text and "not converged yet" in text
 
 
