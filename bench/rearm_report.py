@@ -205,7 +205,7 @@ def clothing_paragraph(clothing: dict) -> str:
             f"{state}.")
 
 
-SUITES = (("toys", "Toys"), ("sports-defaults", "Sports"))  # benchmark suites with REARM (recorded leaderboards)
+SUITES = (("toys", "Toys"), ("sports", "Sports (searched)"), ("sports-defaults", "Sports (default settings)"))  # benchmark suites with REARM (recorded leaderboards)
 COMPARED = ("rearm", "lightgcn", "freedom", "siger")
 
 
@@ -232,9 +232,11 @@ def suite_paragraph(folder: Path, label: str) -> str:
     if rearm.get("test:recall@20:wilcoxon_holm"):
         test = (f" REARM against LightGCN: test Recall@20 {float(rearm['test:recall@20:mean_difference']):+.4f} "
                 f"(Wilcoxon over users, Holm-corrected p {float(rearm['test:recall@20:wilcoxon_holm']):.2g}).")
+    missing = [model for model in COMPARED if model not in rows]
+    pending = f" Not in the leaderboard yet (the suite is still running): {', '.join(missing)}." if missing else ""
     return (f"**{label}, real text features** (benchmark suite `{folder.name}`, leaderboard in "
             f"`results/benchmarks/{folder.name}/` and its own section below; {how}; the suite's shared budget): "
-            f"test Recall@20 / NDCG@20, mean over seeds: " + "; ".join(cells) + "." + test)
+            f"test Recall@20 / NDCG@20, mean over seeds: " + "; ".join(cells) + "." + test + pending)
 
 
 def real_data_paragraphs(results: Path) -> list[str]:
