@@ -205,7 +205,8 @@ def clothing_paragraph(clothing: dict) -> str:
             f"{state}.")
 
 
-SUITES = (("toys", "Toys"), ("sports", "Sports (searched)"), ("sports-defaults", "Sports (default settings)"))  # benchmark suites with REARM (recorded leaderboards)
+# benchmark suites with REARM (recorded leaderboards)
+SUITES = (("toys", "Toys"), ("sports", "Sports (searched)"), ("sports-defaults", "Sports (default settings)"))
 COMPARED = ("rearm", "lightgcn", "freedom", "siger")
 
 
