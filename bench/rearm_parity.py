@@ -64,11 +64,16 @@ of our side alone. ``--reference-ties`` makes our side keep the reference's top-
 neighbour sets (read from the lists the reference saved in its copy; our graph code then
 weights and pads them as usual), which removes the one accepted difference; its runs
 (``--out results/rearm_parity_ties-S.json --no-readme``, two seeds or more) get their own
-seed-mean table. ``--report`` rewrites the section from those files:
+seed-mean table. With both flags (``--same-init --reference-ties --out
+results/rearm_parity_same_init_ties.json --no-readme``) the two codes start from the same
+parameters and graphs and differ only in their random draws; the section reports that run too.
+``--report`` rewrites the section from those files:
 
     python bench/rearm_parity.py --reference R --reference-python PY --work W
     python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init \
         --out bench/results/rearm_parity_same_init.json --no-readme
+    python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init --reference-ties \
+        --out bench/results/rearm_parity_same_init_ties.json --no-readme
     python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 \
         --out bench/results/rearm_parity_seed-2026.json --no-readme
     python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 --reference-ties \
@@ -108,6 +113,7 @@ EVAL_EVERY = 5
 TOLERANCE = 0.03
 SPEED_GOAL = 6.0
 SAME_INIT = RESULTS / "rearm_parity_same_init.json"
+SAME_INIT_TIES = RESULTS / "rearm_parity_same_init_ties.json"
 SEED_RUNS = "rearm_parity_seed-*.json"
 TIE_RUNS = "rearm_parity_ties-*.json"
 LOAD_SAMPLE_SECONDS = 5.0
@@ -620,17 +626,29 @@ def seed_means_lines(intro: str, means: dict, epochs: int) -> list[str]:
     return lines
 
 
-def companions(results: dict, same_init: dict | None, seed_runs: list[dict], tie_runs: list[dict] = ()) -> list[str]:
-    """The --same-init run of the same command, both codes at other seeds (the seed means), the
-    --reference-ties runs (the seed means with the reference's neighbour sets), and our side
-    alone at other seeds (its spread)."""
+def _identical_start_line(flags: str, meaning: str, comparison_run: dict) -> str:
+    """README line for one run of the same command from an identical start: its gap per checkpoint."""
+    rows = comparison_run["comparison"]["checkpoints"]
+    return (f"With `{flags}` (commit {comparison_run['commit']}; {meaning}): gap per checkpoint "
+            + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
+            + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{comparison_run['verdict']}**.")
+
+
+def companions(results: dict, same_init: dict | None, seed_runs: list[dict], tie_runs: list[dict] = (),
+               same_init_ties: dict | None = None) -> list[str]:
+    """The --same-init run of the same command, the run with --same-init and --reference-ties
+    (identical parameters and graphs: only the random draws differ), both codes at other seeds (the
+    seed means), the --reference-ties runs (the seed means with the reference's neighbour sets),
+    and our side alone at other seeds (its spread)."""
     lines = []
     if same_init and "comparison" in same_init and not results["same_init"]:
-        rows = same_init["comparison"]["checkpoints"]
-        lines += ["", f"With `--same-init` (commit {same_init['commit']}; our side from the reference's initial "
-                  "parameters, everything else the same): gap per checkpoint "
-                  + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
-                  + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{same_init['verdict']}**."]
+        lines += ["", _identical_start_line("--same-init", "our side from the reference's initial parameters, "
+                                            "everything else the same", same_init)]
+    if same_init_ties and "comparison" in same_init_ties and not results["same_init"]:
+        lines += ["", _identical_start_line(
+            "--same-init --reference-ties", "our side from the reference's initial parameters and with its "
+            "co-occurrence neighbour sets: the two codes start from the same parameters and graphs and differ "
+            "only in their random draws, negatives, dropout masks and batch order", same_init_ties)]
     compared = [seeded for seeded in seed_runs if "comparison" in seeded]
     if compared and "comparison" in results and not results["same_init"]:
         lines += seed_means_lines("Both codes at other seeds, same input and hyper-parameters",
@@ -658,7 +676,7 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict], tie
 
 
 def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict] = (),
-             tie_runs: list[dict] = ()) -> str:
+             tie_runs: list[dict] = (), same_init_ties: dict | None = None) -> str:
     data = results["data"]
     lines = [BEGIN, "## REARM against the reference code (`rearm_parity.py`)", "",
              f"Commit {results['commit']}, {results['date']}; reference code "
@@ -694,7 +712,7 @@ def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict]
             ref["median_epoch_cpu_seconds"] / own["median_epoch_cpu_seconds"]
         lines += ["", f"Our epoch is {wall:.1f}x faster than the reference's in wall time ({cpu:.1f}x in CPU time); "
                   f"goal {SPEED_GOAL:g}x: {'met' if wall >= SPEED_GOAL else 'NOT met'}."]
-    lines += companions(results, same_init, seed_runs, tie_runs)
+    lines += companions(results, same_init, seed_runs, tie_runs, same_init_ties)
     if "neighbours" in results:
         parts = [f"{kind} {v['share_differing']:.1%} of {v['rows_with_neighbours']:,} rows (k = {v['k']}; "
                  f"{v['other']} not explained by a tie)" for kind, v in results["neighbours"].items()]
@@ -831,7 +849,8 @@ def main(argv=None) -> int:
     seed_runs = [seeded for seeded in seed_runs if seeded["seed"] != results["seed"]]
     if not args.no_readme:
         tie_runs = [read_json(p, None) for p in sorted(RESULTS.glob(TIE_RUNS))]
-        write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs, tie_runs), BEGIN, END)
+        write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs, tie_runs,
+                                      read_json(SAME_INIT_TIES, None)), BEGIN, END)
     for row in results.get("comparison", {}).get("checkpoints", []):
         print(f"epoch {row['epoch']:3d}  valid R@20 reference {row['reference_recall@20']:.4f}  "
               f"ours {row['ours_recall@20']:.4f}  gap {row['recall_gap']:+.1%}")

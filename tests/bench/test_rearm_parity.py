@@ -217,6 +217,16 @@ def test_report_puts_the_seed_means_beside_the_single_seed_comparison():
     assert "With `--reference-ties`" in lines and "| 5 | +1.0% | +1.0% | 0.1000 | 0.1010 | +1.0% |" in lines
 
 
+def test_report_gives_the_run_from_identical_parameters_and_graphs_its_own_line():
+    runs = [_seed_run(2025, {5: 0.100, 10: 0.200}, {5: 0.104, 10: 0.192})]
+    identical = _seed_run(2025, {5: 0.100, 10: 0.200}, {5: 0.099, 10: 0.2016})
+    lines = "\n".join(rearm_parity.companions(runs[0], None, [], (), identical))
+    assert "With `--same-init --reference-ties`" in lines
+    assert "gap per checkpoint 5: -1.0%, 10: +0.8%; largest 1.0%: **PASS**" in lines
+    assert "With `--same-init` (" not in lines
+    assert "--same-init --reference-ties" not in "\n".join(rearm_parity.companions(runs[0], None, []))
+
+
 def test_reference_logger_writes_one_record_per_validation(tmp_path, monkeypatch):
     import importlib
 
