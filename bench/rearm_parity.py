@@ -65,15 +65,16 @@ neighbour sets (read from the lists the reference saved in its copy; our graph c
 weights and pads them as usual), which removes the one accepted difference; its runs
 (``--out results/rearm_parity_ties-S.json --no-readme``, two seeds or more) get their own
 seed-mean table. With both flags (``--same-init --reference-ties --out
-results/rearm_parity_same_init_ties.json --no-readme``) the two codes start from the same
-parameters and graphs and differ only in their random draws; the section reports that run too.
+results/rearm_parity_same_init_ties-S.json --no-readme``) the two codes start from the same
+parameters and graphs and differ only in their random draws; the section gives those runs'
+gaps, seed by seed.
 ``--report`` rewrites the section from those files:
 
     python bench/rearm_parity.py --reference R --reference-python PY --work W
     python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init \
         --out bench/results/rearm_parity_same_init.json --no-readme
     python bench/rearm_parity.py --reference R --reference-python PY --work W --same-init --reference-ties \
-        --out bench/results/rearm_parity_same_init_ties.json --no-readme
+        --out bench/results/rearm_parity_same_init_ties-2025.json --no-readme
     python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 \
         --out bench/results/rearm_parity_seed-2026.json --no-readme
     python bench/rearm_parity.py --reference R --reference-python PY --work W2026 --seed 2026 --reference-ties \
@@ -113,7 +114,7 @@ EVAL_EVERY = 5
 TOLERANCE = 0.03
 SPEED_GOAL = 6.0
 SAME_INIT = RESULTS / "rearm_parity_same_init.json"
-SAME_INIT_TIES = RESULTS / "rearm_parity_same_init_ties.json"
+IDENTICAL_START_RUNS = "rearm_parity_same_init_ties-*.json"
 SEED_RUNS = "rearm_parity_seed-*.json"
 TIE_RUNS = "rearm_parity_ties-*.json"
 LOAD_SAMPLE_SECONDS = 5.0
@@ -626,29 +627,43 @@ def seed_means_lines(intro: str, means: dict, epochs: int) -> list[str]:
     return lines
 
 
-def _identical_start_line(flags: str, meaning: str, comparison_run: dict) -> str:
-    """README line for one run of the same command from an identical start: its gap per checkpoint."""
-    rows = comparison_run["comparison"]["checkpoints"]
-    return (f"With `{flags}` (commit {comparison_run['commit']}; {meaning}): gap per checkpoint "
-            + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
-            + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{comparison_run['verdict']}**.")
+def identical_start_lines(runs: list[dict]) -> list[str]:
+    """README lines for the --same-init --reference-ties runs: the two codes from the same parameters
+    and graphs, so a gap holds only the effect of their different random draws; each seed's gap per
+    checkpoint and the verdict of each seed."""
+    runs = sorted(runs, key=lambda seeded: seeded["seed"])
+    tables = [seeded["comparison"]["checkpoints"] for seeded in runs]
+    gaps = [abs(row["recall_gap"]) for table in tables for row in table]
+    lines = ["", "With `--same-init --reference-ties`, our side from the reference's initial parameters and with its "
+             "co-occurrence neighbour sets, so that the two codes start from the same parameters and graphs and "
+             "differ only in their random draws: negatives, dropout masks, batch order (seeds "
+             + ", ".join(f"{r['seed']}: {r['threads']} thread{'s' if r['threads'] != 1 else ''}, commit {r['commit']}"
+                         for r in runs) + "): each seed's gap.", "",
+             "| epoch | " + " | ".join(f"gap seed {r['seed']}" for r in runs) + " |",
+             "|---|" + "---|" * len(runs)]
+    for position, row in enumerate(tables[0]):
+        lines.append(f"| {row['epoch']} | " + " | ".join(f"{table[position]['recall_gap']:+.1%}" for table in tables)
+                     + " |")
+    lines += ["", "Largest gap " + f"{max(gaps):.1%}; every checkpoint within ±{TOLERANCE:.0%}: "
+              + ", ".join(f"seed {r['seed']} **{r['verdict']}**" for r in runs) + "."]
+    return lines
 
 
 def companions(results: dict, same_init: dict | None, seed_runs: list[dict], tie_runs: list[dict] = (),
-               same_init_ties: dict | None = None) -> list[str]:
-    """The --same-init run of the same command, the run with --same-init and --reference-ties
+               identical_start: list[dict] = ()) -> list[str]:
+    """The --same-init run of the same command, the runs with --same-init and --reference-ties
     (identical parameters and graphs: only the random draws differ), both codes at other seeds (the
     seed means), the --reference-ties runs (the seed means with the reference's neighbour sets),
     and our side alone at other seeds (its spread)."""
     lines = []
     if same_init and "comparison" in same_init and not results["same_init"]:
-        lines += ["", _identical_start_line("--same-init", "our side from the reference's initial parameters, "
-                                            "everything else the same", same_init)]
-    if same_init_ties and "comparison" in same_init_ties and not results["same_init"]:
-        lines += ["", _identical_start_line(
-            "--same-init --reference-ties", "our side from the reference's initial parameters and with its "
-            "co-occurrence neighbour sets: the two codes start from the same parameters and graphs and differ "
-            "only in their random draws, negatives, dropout masks and batch order", same_init_ties)]
+        rows = same_init["comparison"]["checkpoints"]
+        lines += ["", f"With `--same-init` (commit {same_init['commit']}; our side from the reference's initial "
+                  "parameters, everything else the same): gap per checkpoint "
+                  + ", ".join(f"{r['epoch']}: {r['recall_gap']:+.1%}" for r in rows)
+                  + f"; largest {max(abs(r['recall_gap']) for r in rows):.1%}: **{same_init['verdict']}**."]
+    if identical_start and not results["same_init"]:
+        lines += identical_start_lines(identical_start)
     compared = [seeded for seeded in seed_runs if "comparison" in seeded]
     if compared and "comparison" in results and not results["same_init"]:
         lines += seed_means_lines("Both codes at other seeds, same input and hyper-parameters",
@@ -676,7 +691,7 @@ def companions(results: dict, same_init: dict | None, seed_runs: list[dict], tie
 
 
 def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict] = (),
-             tie_runs: list[dict] = (), same_init_ties: dict | None = None) -> str:
+             tie_runs: list[dict] = (), identical_start: list[dict] = ()) -> str:
     data = results["data"]
     lines = [BEGIN, "## REARM against the reference code (`rearm_parity.py`)", "",
              f"Commit {results['commit']}, {results['date']}; reference code "
@@ -712,7 +727,7 @@ def markdown(results: dict, same_init: dict | None = None, seed_runs: list[dict]
             ref["median_epoch_cpu_seconds"] / own["median_epoch_cpu_seconds"]
         lines += ["", f"Our epoch is {wall:.1f}x faster than the reference's in wall time ({cpu:.1f}x in CPU time); "
                   f"goal {SPEED_GOAL:g}x: {'met' if wall >= SPEED_GOAL else 'NOT met'}."]
-    lines += companions(results, same_init, seed_runs, tie_runs, same_init_ties)
+    lines += companions(results, same_init, seed_runs, tie_runs, identical_start)
     if "neighbours" in results:
         parts = [f"{kind} {v['share_differing']:.1%} of {v['rows_with_neighbours']:,} rows (k = {v['k']}; "
                  f"{v['other']} not explained by a tie)" for kind, v in results["neighbours"].items()]
@@ -850,7 +865,8 @@ def main(argv=None) -> int:
     if not args.no_readme:
         tie_runs = [read_json(p, None) for p in sorted(RESULTS.glob(TIE_RUNS))]
         write_readme_section(markdown(results, read_json(SAME_INIT, None), seed_runs, tie_runs,
-                                      read_json(SAME_INIT_TIES, None)), BEGIN, END)
+                                      [read_json(p, None) for p in sorted(RESULTS.glob(IDENTICAL_START_RUNS))]),
+                             BEGIN, END)
     for row in results.get("comparison", {}).get("checkpoints", []):
         print(f"epoch {row['epoch']:3d}  valid R@20 reference {row['reference_recall@20']:.4f}  "
               f"ours {row['ours_recall@20']:.4f}  gap {row['recall_gap']:+.1%}")

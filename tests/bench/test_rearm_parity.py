@@ -217,13 +217,14 @@ def test_report_puts_the_seed_means_beside_the_single_seed_comparison():
     assert "With `--reference-ties`" in lines and "| 5 | +1.0% | +1.0% | 0.1000 | 0.1010 | +1.0% |" in lines
 
 
-def test_report_gives_the_run_from_identical_parameters_and_graphs_its_own_line():
+def test_report_gives_the_runs_from_identical_parameters_and_graphs_their_own_table():
     runs = [_seed_run(2025, {5: 0.100, 10: 0.200}, {5: 0.104, 10: 0.192})]
-    identical = _seed_run(2025, {5: 0.100, 10: 0.200}, {5: 0.099, 10: 0.2016})
+    identical = [_seed_run(s, {5: 0.100, 10: 0.200}, ours) for s, ours in
+                 ((2026, {5: 0.1035, 10: 0.200}), (2025, {5: 0.099, 10: 0.2016}))]
     lines = "\n".join(rearm_parity.companions(runs[0], None, [], (), identical))
-    assert "With `--same-init --reference-ties`" in lines
-    assert "gap per checkpoint 5: -1.0%, 10: +0.8%; largest 1.0%: **PASS**" in lines
-    assert "With `--same-init` (" not in lines
+    assert "With `--same-init --reference-ties`" in lines and "| epoch | gap seed 2025 | gap seed 2026 |" in lines
+    assert "| 5 | -1.0% | +3.5% |" in lines and "| 10 | +0.8% | +0.0% |" in lines
+    assert "Largest gap 3.5%" in lines and "seed 2025 **PASS**, seed 2026 **FAIL**" in lines
     assert "--same-init --reference-ties" not in "\n".join(rearm_parity.companions(runs[0], None, []))
 
 
