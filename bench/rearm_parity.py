@@ -601,12 +601,15 @@ def seed_means(runs: list[dict]) -> dict:
             "verdict": "PASS" if all(row["within_tolerance"] for row in rows) else "FAIL"}
 
 
+def _seed_runs_phrase(seeds, threads, commits) -> str:
+    """'2025: 2 threads, commit abc1234, 2026: 1 thread, commit …' for README lines."""
+    return ", ".join(f"{s}: {t} thread{'s' if t != 1 else ''}, commit {c}" for s, t, c in zip(seeds, threads, commits))
+
+
 def seed_means_lines(intro: str, means: dict, epochs: int) -> list[str]:
     """README lines for :func:`seed_means`: ``intro``, each seed's gap and the gap of the means
     per checkpoint, each side's spread after the last epoch and the verdict on the means."""
-    lines = ["", intro + " (seeds "
-             + ", ".join(f"{s}: {t} thread{'s' if t != 1 else ''}, commit {c}" for s, t, c in
-                         zip(means["seeds"], means["threads"], means["commits"]))
+    lines = ["", intro + " (seeds " + _seed_runs_phrase(means["seeds"], means["threads"], means["commits"])
              + "): each seed's gap, and the gap between the two codes' means over the seeds.", "",
              "| epoch | " + " | ".join(f"gap seed {s}" for s in means["seeds"])
              + " | reference mean R@20 | ours mean R@20 | gap of the means |",
@@ -637,8 +640,8 @@ def identical_start_lines(runs: list[dict]) -> list[str]:
     lines = ["", "With `--same-init --reference-ties`, our side from the reference's initial parameters and with its "
              "co-occurrence neighbour sets, so that the two codes start from the same parameters and graphs and "
              "differ only in their random draws: negatives, dropout masks, batch order (seeds "
-             + ", ".join(f"{r['seed']}: {r['threads']} thread{'s' if r['threads'] != 1 else ''}, commit {r['commit']}"
-                         for r in runs) + "): each seed's gap.", "",
+             + _seed_runs_phrase(*zip(*[(r["seed"], r["threads"], r["commit"]) for r in runs])) + "): each seed's gap.",
+             "",
              "| epoch | " + " | ".join(f"gap seed {r['seed']}" for r in runs) + " |",
              "|---|" + "---|" * len(runs)]
     for position, row in enumerate(tables[0]):
